@@ -1,0 +1,180 @@
+"""The human reporter: one line per finished task, a live view of who runs what, the recap."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from rich.console import Group
+from rich.text import Text
+
+from provision.events import HostUnreachable, PlayStarted, Recap, TaskDone, TaskStarted
+from provision.output import render
+from provision.output.redact import scrub_data, scrub_text
+from provision.secrets import Redactor
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+
+# Longer host names still print whole; they just stop widening the column for everyone.
+MAX_HOST_WIDTH = 24
+# The live view lists at most this many running hosts, then "+N more".
+MAX_LIVE_ROWS = 12
+
+
+class ConsoleReporter:
+    """Writes events to a rich console for people; thread-safe.
+
+    Args:
+        console: where to write (stdout normally, stderr under ``--json``).
+        verbosity: 0 shows ok/skipped compactly, 1 adds their messages, 2 adds registered data.
+        redactor: scrubs every string before it is written.
+        live: show the transient "who runs what" view; ``None`` means only on a terminal.
+            It is never shown when the console is not a terminal.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        verbosity: int = 0,
+        redactor: Redactor | None = None,
+        live: bool | None = None,
+    ) -> None:
+        self.console = console
+        self.verbosity = verbosity
+        self.redactor = redactor if redactor is not None else Redactor()
+        self._live_wanted = live is not False and console.is_terminal and not console.is_dumb_terminal
+        self._lock = threading.RLock()
+        self._live: Live | None = None
+        self._host_width = 0
+        self._play_check = False
+        self._printed = False
+        self._running: dict[str, tuple[str, str, float]] = {}
+        # Read by the live view's refresh thread without our lock (see _live_view).
+        self._running_snapshot: tuple[tuple[str, str, str, float], ...] = ()
+
+    def play_started(self, event: PlayStarted) -> None:
+        hosts = tuple(self._text(host) for host in event.hosts)
+        header = render.play_header(replace(event, name=self._text(event.name), hosts=hosts))
+        with self._lock:
+            self._host_width = min(max((len(host) for host in hosts), default=0), MAX_HOST_WIDTH)
+            self._play_check = event.check
+            if self._printed:
+                self._print(Text(""))
+            self._print(header)
+
+    def task_started(self, event: TaskStarted) -> None:
+        with self._lock:
+            self._running[event.host] = (self._text(event.task), self._text(event.module), time.monotonic())
+            self._update_snapshot()
+            if self._live_wanted and self._live is None:
+                self._start_live()
+
+    def task_done(self, event: TaskDone) -> None:
+        event = self._scrubbed(event)
+        with self._lock:
+            line = render.task_line(event, self._host_width, mark_check=event.check and not self._play_check)
+            blocks: list[RenderableType] = [line]
+            if event.msg and (event.status in ("failed", "changed") or self.verbosity >= 1):
+                blocks.append(render.message_block(event.msg))
+            if event.diff:
+                blocks.append(render.diff_block(event.diff))
+            if event.data and self.verbosity >= 2:
+                blocks.append(render.data_block(scrub_data(self.redactor, event.data)))
+            self._print(Group(*blocks))
+            self._forget(event.host)
+
+    def host_unreachable(self, event: HostUnreachable) -> None:
+        event = HostUnreachable(host=self._text(event.host), msg=self._text(event.msg))
+        with self._lock:
+            self._print(render.unreachable_line(event, self._host_width))
+            self._forget(event.host)
+
+    def warning(self, message: str, *, host: str | None = None) -> None:
+        shown_host = self._text(host) if host is not None else None
+        with self._lock:
+            self._print(render.warning_line(self._text(message), shown_host, self._host_width))
+
+    def recap(self, event: Recap) -> None:
+        hosts = {self._text(name): stats for name, stats in event.hosts.items()}
+        with self._lock:
+            self._stop_live()
+            self._print(Text(""))
+            for block in render.recap_lines(replace(event, hosts=hosts)):
+                self._print(block)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_live()
+
+    def _text(self, value: object) -> str:
+        return scrub_text(self.redactor, value)
+
+    def _scrubbed(self, event: TaskDone) -> TaskDone:
+        return replace(
+            event,
+            host=self._text(event.host),
+            task=self._text(event.task),
+            module=self._text(event.module),
+            msg=self._text(event.msg),
+            diff=self._text(event.diff) if event.diff is not None else None,
+            item=self._text(event.item) if event.item is not None else None,
+        )
+
+    def _print(self, renderable: RenderableType) -> None:
+        self.console.print(renderable, highlight=False, markup=False, emoji=False)
+        self._printed = True
+
+    def _forget(self, host: str) -> None:
+        if self._running.pop(host, None) is not None:
+            self._update_snapshot()
+
+    def _update_snapshot(self) -> None:
+        self._running_snapshot = tuple(
+            (host, task, module, started) for host, (task, module, started) in self._running.items()
+        )
+
+    def _start_live(self) -> None:
+        from rich.live import Live
+
+        # stdout/stderr stay unredirected: under --json, stdout carries the event stream.
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._live_view,
+            transient=True,
+            refresh_per_second=4,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start()
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _live_view(self) -> RenderableType:
+        # Runs on Live's refresh thread while it holds Live's lock; taking self._lock here could
+        # deadlock with a printing thread, so it reads the immutable snapshot instead.
+        rows = self._running_snapshot
+        now = time.monotonic()
+        width = max((len(host) for host, *_ in rows), default=0)
+        lines = [
+            Text.assemble(
+                ("running".ljust(render.LABEL_WIDTH), "blue"),
+                "  ",
+                (host.ljust(width), "bold"),
+                "  ",
+                task,
+                (f" ({module})", "dim"),
+                (f" {render.format_duration(now - started)}", "dim"),
+            )
+            for host, task, module, started in rows[:MAX_LIVE_ROWS]
+        ]
+        if len(rows) > MAX_LIVE_ROWS:
+            lines.append(Text(f"+{len(rows) - MAX_LIVE_ROWS} more hosts running", style="dim"))
+        return Group(*lines)
