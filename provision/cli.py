@@ -1,0 +1,445 @@
+"""The ``provision`` command: parses options, calls the engine, maps the outcome to an exit code.
+
+Exit codes (DESIGN.md): 0 all hosts ok; 2 a task failed on some host; 3 some host unreachable
+(none failed); 4 bad input (inventory, playbook, options) and nothing ran; 130 interrupted.
+Imports are lazy: ``provision --help`` loads argparse and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OptionsError
+
+if TYPE_CHECKING:
+    from .events import Reporter
+    from .inventory import Inventory
+    from .playbook import Playbook
+    from .runner import RunOptions, RunOutcome
+    from .secrets import Redactor
+
+DESCRIPTION = """\
+Ansible-style provisioning over SSH for production Frappe benches.
+
+Jobs:    deploy GROUP          converge hosts to production benches (playbooks/deploy.yml)
+Engine:  playbook FILE         run any playbook
+         run PATTERN -- CMD    run a shell command on hosts
+         ping | facts PATTERN  check reachability / show host facts
+         inventory             show hosts, groups and where each variable comes from
+         init DIR              scaffold a project directory
+Lab:     lab up|down|status|ssh  throwaway local SSH hosts (Linux, root)
+
+Exit codes: 0 ok, 2 a task failed, 3 a host was unreachable, 4 bad input (nothing ran),
+130 interrupted."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad options exit with the contract's code 4, not 2."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _common_options() -> _Parser:
+    common = _Parser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument("-i", "--inventory", default=os.environ.get("PROVISION_INVENTORY", "inventory.yml"),
+                       help="inventory file, or a comma list 'host1,host2,' "
+                            "(default: $PROVISION_INVENTORY or ./inventory.yml)")
+    group.add_argument("-l", "--limit", help="further limit hosts: names, groups, globs, a:b, a:&b, a:!b")
+    group.add_argument("-t", "--tags", default="", help="run only tasks with these tags (comma list)")
+    group.add_argument("--skip-tags", default="", help="skip tasks with these tags (comma list)")
+    group.add_argument("-C", "--check", action="store_true", help="change nothing; report what would change")
+    group.add_argument("-D", "--diff", action="store_true", help="show diffs of changed files")
+    group.add_argument("-f", "--forks", type=int, default=10, help="hosts in parallel (default: 10)")
+    group.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                       help="key=value, JSON/YAML, or @file.yml; highest precedence (repeatable)")
+    group.add_argument("--json", action="store_true", help="NDJSON events on stdout; human output on stderr")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: results, tracebacks)")
+    group.add_argument("-K", "--ask-become-pass", action="store_true", help="prompt for the sudo password")
+    group.add_argument("--known-hosts", action="append", default=[], type=Path, metavar="FILE",
+                       help="extra known_hosts file (the project's known_hosts is read when present)")
+    group.add_argument("--ssh-config", type=Path, metavar="FILE", help="ssh_config to use (default: ~/.ssh/config)")
+    group.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="SSH connect timeout")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and docs)."""
+    parser = _Parser(prog="provision", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    parser.add_argument("-V", "--version", action="version", version=f"provision {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = _common_options()
+
+    deploy = commands.add_parser("deploy", parents=[common], help="converge hosts to production Frappe benches",
+                                 description="Run the built-in deploy playbook (or the project's playbooks/deploy.yml)"
+                                             " against GROUP: packages, services, the frappe user, the bench, apps, "
+                                             "sites and configs. A re-run on converged hosts reports 0 changed.")
+    deploy.add_argument("group", help="group or host pattern, e.g. prod")
+    deploy.set_defaults(func=cmd_deploy)
+
+    playbook = commands.add_parser("playbook", parents=[common], help="run a playbook",
+                                   description="Run a playbook file against the inventory.")
+    playbook.add_argument("file", type=Path, help="playbook YAML file")
+    playbook.add_argument("pattern", nargs="?", help="run only on hosts matching this pattern (like --limit)")
+    playbook.set_defaults(func=cmd_playbook)
+
+    run = commands.add_parser("run", parents=[common], help="run a shell command on hosts",
+                              description="Run an ad-hoc shell command: provision run web -- uptime")
+    run.add_argument("pattern", help="hosts to run on")
+    run.add_argument("cmd", nargs="*", help="the command, after --")
+    run.add_argument("-b", "--become", action="store_true", help="run as root via sudo")
+    run.add_argument("--become-user", help="run as this user via sudo")
+    run.set_defaults(func=cmd_run)
+
+    ping = commands.add_parser("ping", parents=[common], help="check that hosts answer over SSH")
+    ping.add_argument("pattern", nargs="?", default="all")
+    ping.set_defaults(func=cmd_ping)
+
+    facts = commands.add_parser("facts", parents=[common], help="gather and show host facts")
+    facts.add_argument("pattern", nargs="?", default="all")
+    facts.set_defaults(func=cmd_facts)
+
+    inventory = commands.add_parser("inventory", parents=[common], help="show the inventory",
+                                    description="Show hosts and variables. --list prints what "
+                                                "`ansible-inventory --list` prints for the same file.")
+    mode = inventory.add_mutually_exclusive_group()
+    mode.add_argument("--list", action="store_true", help="every group and host, with hostvars, as JSON")
+    mode.add_argument("--host", metavar="HOST", help="one host's variables, as JSON")
+    mode.add_argument("--graph", action="store_true", help="the group tree")
+    inventory.add_argument("--explain", action="store_true", help="with --host: each variable's level and source")
+    inventory.add_argument("--show-secrets", action="store_true", help="print secret values instead of ********")
+    inventory.set_defaults(func=cmd_inventory)
+
+    init = commands.add_parser("init", help="scaffold a project directory",
+                               description="Create inventory.yml, group_vars/, playbooks/, templates/, files/, "
+                                           "known_hosts and a .gitignore that keeps secrets and backups out of git.")
+    init.add_argument("dir", type=Path)
+    init.set_defaults(func=cmd_init)
+
+    modules = commands.add_parser("modules", help="list the task modules and their arguments")
+    modules.add_argument("name", nargs="?", help="one module's arguments")
+    modules.set_defaults(func=cmd_modules)
+
+    try:
+        from .lab.cli import add_lab_parser
+    except ImportError:  # the lab is optional (Linux only)
+        pass
+    else:
+        add_lab_parser(commands)  # type: ignore[arg-type]
+    return parser
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def cmd_playbook(args: argparse.Namespace) -> int:
+    from .playbook import load_playbook
+
+    playbook = load_playbook(args.file)
+    return _run_playbook(args, playbook, pattern=args.pattern)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .playbook import load_playbook
+    from .runner import builtin_dir
+
+    project = Path.cwd() / "playbooks" / "deploy.yml"
+    path = project if project.exists() else builtin_dir("playbooks") / "deploy.yml"
+    if not path.exists():
+        raise OptionsError(f"no deploy playbook found ({path})")
+    return _run_playbook(args, load_playbook(path), pattern=args.group)
+
+
+def _adhoc(name: str, module: str, module_args: dict[str, Any], *, gather: bool = False,
+           become: bool | None = None, become_user: str | None = None) -> Playbook:
+    from .errors import Source
+    from .playbook import Play, Playbook, Task
+
+    source = Source("<command line>")
+    tasks = [Task(name=name, source=source, module=module, args=module_args)] if module else []
+    play = Play(name=name, hosts="all", source=source, gather_facts=gather, tasks=tasks, become=become,
+                become_user=become_user, base_dir=Path.cwd())
+    return Playbook(Path.cwd() / "<adhoc>", [play])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    words = args.cmd
+    if not words:
+        raise OptionsError("no command given", hint="provision run web -- uptime")
+    command = " ".join(words)
+    become = True if args.become or args.become_user else None
+    playbook = _adhoc(command, "shell", {"cmd": command}, become=become, become_user=args.become_user)
+    recorder = _Recorder()
+    code = _run_playbook(args, playbook, pattern=args.pattern, extra_reporter=recorder)
+    if not args.json:
+        _print_outputs(recorder)
+    return code
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    return _run_playbook(args, _adhoc("ping", "ping", {}), pattern=args.pattern)
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    import json
+
+    recorder = _Recorder()
+    outcome_holder: list[RunOutcome] = []
+    code = _run_playbook(args, _adhoc("facts", "", {}, gather=True), pattern=args.pattern,
+                         extra_reporter=recorder, outcome=outcome_holder)
+    if outcome_holder and not args.json:
+        facts = {name: state.facts for name, state in outcome_holder[0].hosts.items() if state.facts}
+        print(json.dumps(facts, indent=2, sort_keys=True))
+    return code
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    import json
+
+    inventory = _load_inventory(args)
+    if args.host:
+        if args.explain:
+            _print_explain(inventory, args.host, args.show_secrets)
+        else:
+            print(json.dumps(inventory.host_vars(args.host, show_secrets=args.show_secrets), indent=4,
+                             sort_keys=True, default=str))
+    elif args.graph:
+        _print_graph(inventory)
+    else:
+        print(json.dumps(inventory.to_ansible_list(show_secrets=args.show_secrets), indent=4, sort_keys=True,
+                         default=str))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .scaffold import scaffold_project
+
+    for path in scaffold_project(args.dir):
+        print(f"created {path}")
+    return 0
+
+
+def cmd_modules(args: argparse.Namespace) -> int:
+    from .tasks import get_module, module_names
+    from .tasks.base import type_name
+
+    names = [args.name] if args.name else module_names()
+    for name in names:
+        cls = get_module(name)
+        if cls is None:
+            raise OptionsError(f"no module named {name!r}", hint="`provision modules` lists them")
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:12} {summary}")
+        if args.name:
+            for arg_name, arg in cls.args.items():
+                flags = "required" if arg.required else f"default {arg.default!r}"
+                print(f"  {arg_name:22} {type_name(arg.type):14} {flags}")
+    return 0
+
+
+# -- running a playbook ----------------------------------------------------------------------------
+
+
+def _run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str | None,
+                  extra_reporter: Reporter | None = None, outcome: list[RunOutcome] | None = None) -> int:
+    from .output import build_reporter
+    from .output.multi import MultiReporter
+    from .runner import Runner
+    from .secrets import Redactor
+
+    options = _run_options(args, pattern)
+    inventory = _load_inventory(args)
+    redactor = Redactor()
+    reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor)
+    if extra_reporter is not None:
+        reporter = MultiReporter(reporter, extra_reporter)
+    runner = Runner(inventory, options, reporter, redactor=redactor)
+    _REDACTOR[0] = redactor
+    runner.prepare(playbook)
+    with _interrupts(runner.interrupt):
+        try:
+            result = runner.run(playbook)
+        finally:
+            reporter.close()
+    if outcome is not None:
+        outcome.append(result)
+    return result.exit_code
+
+
+def _run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
+    from .runner import RunOptions
+    from .variables import parse_extra_vars
+
+    if args.forks < 1:
+        raise OptionsError("--forks must be at least 1")
+    limit = args.limit
+    if pattern:
+        limit = f"{pattern}:&{limit}" if limit else pattern
+    known_hosts = list(args.known_hosts)
+    project_known = Path.cwd() / "known_hosts"
+    if project_known.exists():
+        known_hosts.append(project_known)
+    for path in args.known_hosts:
+        if not path.exists():
+            raise OptionsError(f"--known-hosts {path}: no such file")
+    password = None
+    if args.ask_become_pass:
+        import getpass
+
+        password = getpass.getpass("BECOME password: ")
+    return RunOptions(
+        check=args.check, diff=args.diff, forks=args.forks, limit=limit,
+        tags=_tag_set(args.tags), skip_tags=_tag_set(args.skip_tags),
+        extra_vars=parse_extra_vars(args.extra_vars), verbosity=args.verbose,
+        known_hosts=tuple(known_hosts), ssh_config=args.ssh_config, become_password=password,
+        connect_timeout=args.connect_timeout, project_dir=Path.cwd(),
+    )
+
+
+def _tag_set(text: str) -> frozenset[str]:
+    return frozenset(t.strip() for t in text.split(",") if t.strip())
+
+
+def _load_inventory(args: argparse.Namespace) -> Inventory:
+    from .errors import InventoryError
+    from .inventory import Inventory
+
+    source = args.inventory
+    if not Path(source).exists() and "," not in source:
+        raise InventoryError(f"inventory {source} not found",
+                             hint="pass -i FILE, set PROVISION_INVENTORY, or run `provision init DIR` to start one")
+    return Inventory.load(source)
+
+
+class _interrupts:
+    """First Ctrl-C stops cleanly (running commands cut, writes stay atomic); the second one exits now."""
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self.stop = stop
+        self.count = 0
+        self.previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        print("\ninterrupted: finishing running tasks cleanly (Ctrl-C again to quit now)", file=sys.stderr)
+        self.stop()
+
+    def __enter__(self) -> _interrupts:
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class _Recorder:
+    """Keeps task results for commands that print them after the run (run, facts)."""
+
+    def __init__(self) -> None:
+        from .events import TaskDone
+
+        self.results: list[TaskDone] = []
+
+    def play_started(self, event: Any) -> None: ...
+    def task_started(self, event: Any) -> None: ...
+    def host_unreachable(self, event: Any) -> None: ...
+    def warning(self, message: str, *, host: str | None = None) -> None: ...
+    def recap(self, event: Any) -> None: ...
+    def close(self) -> None: ...
+
+    def task_done(self, event: Any) -> None:
+        self.results.append(event)
+
+
+def _print_outputs(recorder: _Recorder) -> None:
+    redactor = _REDACTOR[0]
+    for event in recorder.results:
+        if event.module not in ("shell", "command"):
+            continue
+        rc = event.data.get("rc", "?")
+        print(f"{event.host} | {event.status} | rc={rc} >>")
+        for stream in ("stdout", "stderr"):
+            text = str(event.data.get(stream) or "").rstrip("\n")
+            if text:
+                print(redactor(text) if redactor else text)
+
+
+_REDACTOR: list[Redactor | None] = [None]
+
+
+def _print_explain(inventory: Inventory, host: str, show_secrets: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .variables import explain_rows
+
+    table = Table(title=f"variables of {host}, highest level wins", title_justify="left")
+    for column in ("variable", "value", "level", "source"):
+        table.add_column(column, overflow="fold")
+    for row in explain_rows(inventory.explain(host), show_secrets=show_secrets):
+        table.add_row(*(str(cell) for cell in row))
+    Console().print(table)
+
+
+def _print_graph(inventory: Inventory) -> None:
+    def walk(name: str, depth: int) -> None:
+        print("  " * depth + f"@{name}:")
+        group = inventory.groups[name]
+        for child in sorted(group.children):
+            walk(child, depth + 1)
+        for host in group.hosts:
+            print("  " * (depth + 1) + f"|--{host}")
+
+    walk("all", 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``provision`` console script."""
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `provision run PATTERN [options] -- CMD...`: everything after the first `--` is the command.
+    command: list[str] | None = None
+    if "--" in words and words[:1] == ["run"]:
+        cut = words.index("--")
+        words, command = words[:cut], words[cut + 1:]
+    args = parser.parse_args(words)
+    if command is not None:
+        args.cmd = [*args.cmd, *command]
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    verbosity = getattr(args, "verbose", 0)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `provision inventory --list | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # every error a person sees is printed cleanly, with its exit code
+        from rich.console import Console
+
+        from .errors import ProvisionError
+        from .output import render_error
+
+        render_error(Console(stderr=True), exc, verbosity, redactor=_REDACTOR[0])
+        return exc.exit_code if isinstance(exc, ProvisionError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

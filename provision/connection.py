@@ -1,0 +1,371 @@
+"""One connection per host for the whole run: SSH (Fabric/Paramiko) or local.
+
+Every remote script goes over stdin, never on the command line, so nothing a task sends (file
+contents, passwords) is visible in ``ps`` on the host. The command line is a fixed bootstrap
+that reads the script's length, then the script, and leaves the rest of stdin to the script:
+
+    sh -c 'IFS= read -r n; s=$(head -c "$n"); eval "$s"'
+
+Become wraps that bootstrap in ``sudo -H -u USER``. A become password is typed only when sudo
+shows our prompt (``-p``), so passwordless sudo and cached credentials work the same way.
+
+Host keys are checked against known_hosts files and refused when unknown or changed, with the
+fingerprint in the error; Fabric's accept-anything default is replaced.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import select
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import AuthError, ConnectError, HostKeyError
+from .tasks.base import CommandResult
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from .inventory import ConnectionSpec
+
+BOOTSTRAP = 'IFS= read -r n; s=$(head -c "$n"); eval "$s"'
+SUDO_PROMPT = "[provision-sudo-password]"
+READY = b"\x06provision-ready\n"
+# The remote side of an interrupted or timed-out command gets this exit code.
+RC_CUT = -1
+
+
+class Connection(Protocol):
+    """What the runner needs of a host connection."""
+
+    name: str
+
+    def open(self) -> None: ...
+
+    def run(
+        self,
+        script: str,
+        *,
+        stdin: bytes | None = None,
+        become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult: ...
+
+    def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def frame(script: str, stdin: bytes | None) -> bytes:
+    """The bytes the bootstrap expects: script length, script, then the script's own stdin."""
+    body = script.encode()
+    return f"{len(body)}\n".encode() + body + (stdin or b"")
+
+
+def become_prefix(become_user: str | None, login_user: str | None, *, password: bool) -> str:
+    """The sudo words before the bootstrap, or nothing when no user switch is needed."""
+    if become_user is None or become_user == login_user:
+        return ""
+    mode = f"-S -p {shlex.quote(SUDO_PROMPT)}" if password else "-n"
+    user = "" if become_user == "root" else f"-u {shlex.quote(become_user)} "
+    return f"sudo -H {mode} {user}-- "
+
+
+def remote_command(become_user: str | None, login_user: str | None, *, password: bool) -> str:
+    """The full command line sent to the host for one script."""
+    prefix = become_prefix(become_user, login_user, password=password)
+    ready = "printf '\\006provision-ready\\n'; " if prefix and password else ""
+    return f"{prefix}sh -c {shlex.quote(ready + BOOTSTRAP)}"
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style SHA256 fingerprint of a host key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class SSHConnection:
+    """A host reached over SSH; one transport, a fresh channel per script."""
+
+    def __init__(
+        self,
+        spec: ConnectionSpec,
+        *,
+        known_hosts: Iterable[Path] = (),
+        ssh_config: Path | None = None,
+        connect_timeout: float = 10.0,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self._known_hosts = [p for p in known_hosts if p.exists()]
+        if spec.known_hosts_file:
+            self._known_hosts.append(Path(os.path.expanduser(spec.known_hosts_file)))
+        self._ssh_config = ssh_config
+        self._connect_timeout = connect_timeout
+        self._cancel = cancel or threading.Event()
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self.sessions = 0  # channels opened, for tests and benchmarks
+        self.login_user: str | None = spec.user
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and authenticate, or raise ConnectError/AuthError/HostKeyError."""
+        with self._lock:
+            if self._conn is not None:
+                return
+            self._conn = self._connect()
+
+    def _connect(self) -> Any:
+        import paramiko
+        from fabric import Config
+        from fabric import Connection as FabricConnection
+
+        spec = self.spec
+        config = Config(runtime_ssh_path=str(self._ssh_config)) if self._ssh_config else Config()
+        connect_kwargs: dict[str, Any] = {}
+        if spec.private_key_file:
+            connect_kwargs.update(
+                key_filename=[os.path.expanduser(spec.private_key_file)], look_for_keys=False, allow_agent=False
+            )
+        if spec.password:
+            connect_kwargs["password"] = spec.password
+        conn = FabricConnection(
+            spec.host,
+            user=spec.user,
+            port=spec.port,
+            config=config,
+            connect_timeout=int(self._connect_timeout),
+            connect_kwargs=connect_kwargs,
+        )
+        self._pin_host_keys(conn)
+        target = f"{conn.user}@{conn.host}:{conn.port}"
+        try:
+            conn.open()
+        except HostKeyError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"host {self.name} ({target}) presented a DIFFERENT host key than the one pinned: "
+                f"got {exc.key.get_name()} {fingerprint(exc.key)}, expected {fingerprint(exc.expected_key)}. "
+                "This can mean the server was rebuilt, or that someone is in the middle.",
+                hint="if the server was really rebuilt, remove its old line with "
+                f"`ssh-keygen -R {_known_hosts_name(conn.host, conn.port)}` and pin the new key",
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            raise AuthError(
+                f"host {self.name}: {target} refused authentication ({exc})",
+                hint="check ssh_user and ssh_private_key_file (or ansible_user/ansible_ssh_private_key_file) "
+                "for this host, or that the key is in the user's authorized_keys",
+            ) from None
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectError(
+                f"host {self.name}: cannot connect to {target}: {exc or type(exc).__name__}",
+                hint="check that the address and port are right and that sshd is running there",
+            ) from None
+        self.login_user = conn.user
+        return conn
+
+    def _pin_host_keys(self, conn: Any) -> None:
+        """Replace Fabric's AutoAddPolicy by a refusal, on this hop and every gateway hop."""
+        hop = conn
+        while hop is not None and hasattr(hop, "client"):
+            hop.client.set_missing_host_key_policy(_reject_unknown(self.name))
+            default = Path.home() / ".ssh" / "known_hosts"
+            if default.exists():
+                hop.client.load_host_keys(str(default))
+            for path in self._known_hosts:
+                hop.client.load_host_keys(str(path))
+            gateway = getattr(hop, "gateway", None)
+            hop = gateway if gateway is not None and not isinstance(gateway, str) else None
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        script: str,
+        *,
+        stdin: bytes | None = None,
+        become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run ``script`` with ``sh`` on the host, as ``become_user`` via sudo if given."""
+        self.open()
+        password = self.spec.become_password if become_user not in (None, self.login_user) else None
+        command = remote_command(become_user, self.login_user, password=password is not None)
+        try:
+            channel = self._conn.transport.open_session(timeout=self._connect_timeout)
+        except Exception as exc:
+            raise ConnectError(f"host {self.name}: connection lost: {exc}") from None
+        self.sessions += 1
+        with channel:
+            channel.exec_command(command)
+            out: list[bytes] = []
+            err: list[bytes] = []
+            if password is not None:
+                self._answer_sudo(channel, password, out, err)
+            channel.sendall(frame(script, stdin))
+            channel.shutdown_write()
+            rc = self._drain(channel, out, err, timeout)
+        return CommandResult(rc, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"))
+
+    def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes]) -> None:
+        """Wait for sudo's prompt (type the password) or the ready mark (no password needed)."""
+        deadline = time.monotonic() + self._connect_timeout + 20
+        seen_out = b""
+        seen_err = b""
+        while time.monotonic() < deadline and not self._cancel.is_set():
+            select.select([channel], [], [], 0.2)
+            if channel.recv_stderr_ready():
+                seen_err += channel.recv_stderr(4096)
+                if SUDO_PROMPT.encode() in seen_err:
+                    seen_err = seen_err.replace(SUDO_PROMPT.encode(), b"", 1)
+                    channel.sendall(password.encode() + b"\n")
+            if channel.recv_ready():
+                seen_out += channel.recv(4096)
+                if READY in seen_out:
+                    _, _, after = seen_out.partition(READY)
+                    out.append(after)
+                    err.append(seen_err)
+                    return
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+        err.append(seen_err)
+        raise AuthError(
+            f"host {self.name}: sudo did not accept the become password: {seen_err.decode(errors='replace').strip()}",
+            hint="check become_password (or --ask-become-pass) for this host",
+        )
+
+    def _drain(self, channel: Any, out: list[bytes], err: list[bytes], timeout: float | None) -> int:
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            if self._cancel.is_set() or (deadline is not None and time.monotonic() > deadline):
+                channel.close()
+                reason = "interrupted" if self._cancel.is_set() else f"timed out after {timeout:g}s"
+                err.append(f"\n[provision: {reason}]".encode())
+                return RC_CUT
+            if channel.recv_ready():
+                out.append(channel.recv(65536))
+                continue
+            if channel.recv_stderr_ready():
+                err.append(channel.recv_stderr(65536))
+                continue
+            if channel.exit_status_ready():
+                # Output may still be in flight after the status: read until both streams close.
+                while True:
+                    chunk = channel.recv(65536)
+                    if not chunk:
+                        break
+                    out.append(chunk)
+                while True:
+                    chunk = channel.recv_stderr(65536)
+                    if not chunk:
+                        break
+                    err.append(chunk)
+                return int(channel.recv_exit_status())
+            select.select([channel], [], [], 0.2)
+
+    def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
+        """Copy a remote file to the control host (streamed through ``cat``, so become works)."""
+        result = self.run(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
+        if not result.ok:
+            raise ConnectError(f"host {self.name}: cannot read {remote_path}: {result.tail()}")
+        local_path.write_bytes(result.stdout.encode(errors="surrogateescape"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+
+class LocalConnection:
+    """The control host itself (``delegate_to: localhost``, ``ansible_connection: local``)."""
+
+    def __init__(self, name: str = "localhost", *, become_password: str | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.name = name
+        self._become_password = become_password
+        self._cancel = cancel or threading.Event()
+        self.login_user = _current_user()
+        self.sessions = 0
+
+    def open(self) -> None:
+        """Nothing to open."""
+
+    def run(
+        self,
+        script: str,
+        *,
+        stdin: bytes | None = None,
+        become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        prefix = become_prefix(become_user, self.login_user, password=False)
+        argv = [*shlex.split(prefix), "sh", "-c", BOOTSTRAP]
+        self.sessions += 1
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        try:
+            out, err = proc.communicate(frame(script, stdin), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            return CommandResult(RC_CUT, out.decode(errors="replace"), err.decode(errors="replace") + "\n[timed out]")
+        return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
+        result = self.run(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
+        if not result.ok:
+            raise ConnectError(f"cannot read {remote_path}: {result.tail()}")
+        local_path.write_bytes(result.stdout.encode(errors="surrogateescape"))
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _current_user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def _reject_unknown(name: str) -> Any:
+    """A paramiko policy that refuses an unknown host key, showing its fingerprint."""
+    import paramiko
+
+    class RejectUnknown(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            raise HostKeyError(
+                f"host {name} ({hostname}) is not in known_hosts; its {key.get_name()} key is {fingerprint(key)}",
+                hint="verify that fingerprint out of band, then pin it: `provision onboard` does this, or add "
+                "the host's key (`ssh-keyscan`) to ~/.ssh/known_hosts or the project's known_hosts",
+            )
+
+    return RejectUnknown()
+
+
+def tcp_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    """True if a TCP connection to host:port opens (used by ``wait_for`` on the control host)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

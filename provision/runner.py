@@ -1,0 +1,291 @@
+"""The engine: plays over hosts in serial batches, hosts in parallel up to ``forks``.
+
+Before any host is touched, ``Runner.prepare`` resolves every pattern, connection setting, vars
+file and literal template name, so bad input stops the run with exit code 4 and nothing done.
+Then each play runs batch by batch (``serial``); inside a batch every host walks the play on its
+own thread with its own connection (``HostRun``), so a slow host never holds the others back.
+A failed host stops receiving tasks; ``max_fail_percentage`` and ``any_errors_fatal`` stop the
+batch's other hosts and the rest of the playbook, as Ansible defines them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    ConnectError,
+    InventoryError,
+    PlaybookError,
+    ProvisionError,
+    Source,
+)
+from .events import PlayStarted, Recap, Reporter, TaskDone
+from .facts import FACTS_SCRIPT, parse_facts
+from .hostrun import HostRun
+from .inventory import Host, Inventory, connection_spec
+from .playbook import Play, Playbook, walk_tasks
+from .runstate import BatchControl, HostState, RunOptions, RunShared
+from .secrets import Redactor, secret_values
+from .templating import Templar, is_template
+from .yamlfile import load_yaml
+
+
+@dataclass
+class RunOutcome:
+    """What a run ended with."""
+
+    exit_code: int
+    hosts: dict[str, HostState]
+    duration: float
+    interrupted: bool = False
+
+
+def builtin_dir(kind: str) -> Path:
+    """The built-in ``playbooks/`` or ``templates/`` shipped with provision."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "builtin" / kind, package.parent / kind):
+        if candidate.is_dir():
+            return candidate
+    return package / "builtin" / kind
+
+
+def template_search_path(project_dir: Path, playbook_dir: Path | None = None) -> list[Path]:
+    """The user's templates first (beside the playbook, then the project), then the built-in ones."""
+    paths: list[Path] = []
+    for base in (playbook_dir, project_dir):
+        if base is not None and (base / "templates").is_dir() and (base / "templates") not in paths:
+            paths.append(base / "templates")
+    paths.append(builtin_dir("templates"))
+    return paths
+
+
+class Runner:
+    """Runs playbooks against an inventory."""
+
+    def __init__(self, inventory: Inventory, options: RunOptions, reporter: Reporter, *,
+                 redactor: Redactor | None = None) -> None:
+        self.inventory = inventory
+        self.options = options
+        self.reporter = reporter
+        self.redactor = redactor or Redactor()
+        self.hosts: dict[str, HostState] = {}
+        self.shared: RunShared | None = None
+        self._vars_files: dict[int, list[dict[str, Any]]] = {}
+        self._cancel_hooks: list[Callable[[], None]] = []
+
+    # -- preparation: everything that can be wrong with the input, before any host is touched ------
+
+    def prepare(self, playbook: Playbook) -> None:
+        """Validate patterns, connections, vars files and template names; raise InputError on bad input."""
+        base = playbook.path.parent
+        templar = Templar(template_search_path(self.options.project_dir, base))
+        self.shared = RunShared(options=self.options, templar=templar, reporter=self.reporter,
+                                redactor=self.redactor, file_dirs=[base, self.options.project_dir])
+        limit = {h.name for h in self.inventory.select(self.options.limit)} if self.options.limit else None
+        if limit is not None and not limit:
+            raise InventoryError(f"--limit {self.options.limit!r} matches no host")
+        for play in playbook.plays:
+            for host in self._play_hosts(play, limit):
+                if host.name not in self.hosts:
+                    self.hosts[host.name] = self._host_state(host, templar)
+            self._vars_files[id(play)] = [self._load_vars_file(play, entry) for entry in play.vars_files
+                                          if not is_template(entry)]
+            self._check_templates(play, templar)
+        self.redactor.add(secret_values(self.options.extra_vars))
+        if self.options.become_password:
+            self.redactor.add([self.options.become_password])
+
+    def _play_hosts(self, play: Play, limit: set[str] | None) -> list[Host]:
+        try:
+            hosts = self.inventory.select(play.hosts, source=play.source)
+        except InventoryError as exc:
+            exc.source = exc.source or play.source
+            raise
+        return [h for h in hosts if limit is None or h.name in limit]
+
+    def _host_state(self, host: Host, templar: Templar) -> HostState:
+        merged = {**host.vars, **self.options.extra_vars}
+        self.redactor.add(secret_values(merged))
+        try:
+            spec = connection_spec(host.name, templar.variables(merged))
+        except ProvisionError as exc:
+            raise InventoryError(str(exc.message), source=exc.source or host.source, hint=exc.hint) from None
+        magic = {
+            "inventory_hostname": host.name,
+            "inventory_hostname_short": host.name.split(".")[0],
+            "group_names": sorted(g for g in host.groups if g not in ("all", "ungrouped")),
+            "groups": {name: list(members) for name, members in self.inventory.members.items()},
+            "ansible_check_mode": self.options.check,
+            "ansible_diff_mode": self.options.diff,
+            "hostvars": {name: h.vars for name, h in self.inventory.hosts.items()},
+        }
+        return HostState(host, spec, magic)
+
+    def _load_vars_file(self, play: Play, entry: Any) -> dict[str, Any]:
+        path = play.base_dir / str(entry)
+        data = load_yaml(path, error=PlaybookError)
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise PlaybookError(f"vars file {path} must hold a mapping of names to values", source=Source(str(path)))
+        self.redactor.add(secret_values(data))
+        return dict(data)
+
+    def _check_templates(self, play: Play, templar: Templar) -> None:
+        """A literal template name that is not on the search path is an input error now, not mid-run."""
+        for task in walk_tasks([*play.pre_tasks, *play.tasks, *play.post_tasks, *play.handlers]):
+            if task.module == "template":
+                src = task.args.get("src")
+                if isinstance(src, str) and not is_template(src):
+                    try:
+                        templar.env.get_template(src)
+                    except Exception:
+                        searched = ", ".join(str(p) for p in templar.search_path)
+                        raise PlaybookError(f"template {src!r} not found (searched {searched})",
+                                            source=task.source,
+                                            hint="put it in templates/ beside the playbook, or fix the name") from None
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self, playbook: Playbook) -> RunOutcome:
+        """Run every play; returns the outcome with the contract's exit code."""
+        started = time.monotonic()
+        if self.shared is None:
+            self.prepare(playbook)
+        assert self.shared is not None
+        shared = self.shared
+        limit = {h.name for h in self.inventory.select(self.options.limit)} if self.options.limit else None
+        try:
+            for play in playbook.plays:
+                if shared.cancel.is_set() or not self._run_play(play, limit):
+                    break
+        finally:
+            duration = time.monotonic() - started
+            self.reporter.recap(Recap({n: h.stats for n, h in self.hosts.items()}, duration,
+                                      interrupted=shared.cancel.is_set()))
+            for state in self.hosts.values():
+                state.close()
+        return RunOutcome(self._exit_code(), self.hosts, duration, shared.cancel.is_set())
+
+    def interrupt(self) -> None:
+        """Stop cleanly: no new task starts, running commands are cut, every file write stays atomic."""
+        if self.shared is not None:
+            self.shared.cancel.set()
+
+    def _run_play(self, play: Play, limit: set[str] | None) -> bool:
+        """Run one play; False when the playbook must stop (threshold exceeded, all hosts failed)."""
+        assert self.shared is not None
+        hosts = [self.hosts[h.name] for h in self._play_hosts(play, limit)
+                 if not self.hosts[h.name].failed and not self.hosts[h.name].unreachable]
+        if not hosts:
+            self.reporter.warning(f"play {play.name!r}: no hosts matched {play.hosts!r}, skipping")
+            return True
+        batches = serial_batches(len(hosts), play.serial)
+        offset = 0
+        for number, size in enumerate(batches, start=1):
+            batch = hosts[offset:offset + size]
+            offset += size
+            self.shared.batch = BatchControl(len(batch), play.max_fail_percentage, play.any_errors_fatal)
+            self.reporter.play_started(PlayStarted(play.name, tuple(h.name for h in batch), number, len(batches),
+                                                   self.options.check))
+            workers = max(1, min(self.options.forks, len(batch)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
+                list(pool.map(lambda state: self._run_host(play, state), batch))
+            if self.shared.cancel.is_set():
+                return False
+            failed = [h for h in batch if h.failed or h.unreachable]
+            if self.shared.batch.aborted or (failed and len(failed) == len(batch)):
+                if offset < len(hosts):
+                    self.reporter.warning(f"play {play.name!r}: stopping after batch {number}/{len(batches)}: "
+                                          f"{len(failed)} of {len(batch)} hosts failed")
+                return False
+        return True
+
+    def _run_host(self, play: Play, state: HostState) -> None:
+        assert self.shared is not None
+        shared = self.shared
+        try:
+            play_vars = self._play_vars(play, state)
+            if play.gather_facts and state.facts is None and not state.spec.local:
+                self._gather_facts(state)
+            play_vars["facts"] = state.facts or {}
+            run = HostRun(play, state, shared, play_vars)
+            run.run()
+            if run.failed:
+                state.failed = True
+        except ConnectError:
+            pass  # reported as unreachable by HostState
+        except ProvisionError as exc:
+            state.failed = True
+            state.stats.failed += 1
+            shared.host_failed(state.name)
+            self.reporter.task_done(TaskDone(state.name, "play setup", "", "failed", str(exc)))
+
+    def _play_vars(self, play: Play, state: HostState) -> dict[str, Any]:
+        assert self.shared is not None
+        merged: dict[str, Any] = {**state.host.vars, **play.vars}
+        for data in self._vars_files[id(play)]:
+            merged.update(data)
+        for entry in play.vars_files:
+            if is_template(entry):
+                name = self.shared.templar.render_string(entry, merged, source=play.source, what="vars_files")
+                merged.update(self._load_vars_file(play, name))
+        merged["playbook_dir"] = str(play.base_dir)
+        return merged
+
+    def _gather_facts(self, state: HostState) -> None:
+        assert self.shared is not None
+        started = time.monotonic()
+        connection = state.connect(self.shared)
+        result = connection.run(FACTS_SCRIPT)
+        status = "ok" if result.ok else "failed"
+        state.facts = parse_facts(result.stdout)
+        state.stats.ok += 1
+        self.reporter.task_done(TaskDone(state.name, "gather facts", "facts", status,  # type: ignore[arg-type]
+                                         "" if result.ok else result.tail(), duration=time.monotonic() - started,
+                                         check=self.options.check))
+
+    def _exit_code(self) -> int:
+        assert self.shared is not None
+        if self.shared.cancel.is_set():
+            return EXIT_INTERRUPTED
+        stats = [h.stats for h in self.hosts.values()]
+        if any(s.failed for s in stats):
+            return EXIT_FAILED
+        if any(s.unreachable for s in stats):
+            return EXIT_UNREACHABLE
+        return EXIT_OK
+
+
+def serial_batches(count: int, serial: list[int | str]) -> list[int]:
+    """Batch sizes for ``count`` hosts, as Ansible computes them (the last value repeats)."""
+    if not serial:
+        return [count] if count else []
+    sizes: list[int] = []
+    remaining = count
+    index = 0
+    while remaining > 0:
+        spec = serial[min(index, len(serial) - 1)]
+        if isinstance(spec, str) and spec.endswith("%"):
+            size = math.floor(float(spec[:-1]) / 100.0 * count) or 1
+        else:
+            size = int(spec)
+        size = min(max(size, 1), remaining)
+        sizes.append(size)
+        remaining -= size
+        index += 1
+    return sizes
+
+
+__all__ = ["EXIT_BAD_INPUT", "RunOptions", "RunOutcome", "Runner", "serial_batches"]

@@ -1,0 +1,270 @@
+"""Shell building blocks shared by the task modules.
+
+``SHELL_LIB`` is defined at the top of every remote script the runner sends (probes and changes),
+so modules can call ``pv_stat`` instead of re-deriving ``stat`` formats. Writes go through
+``write_file_script``: temp file beside the target, fsync, optional validation, rename — a target
+is never half-written, and the old file stays when validation fails.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import secrets as _random
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ArgumentError
+
+quote = shlex.quote
+
+# pv_stat PATH [sum]: one line "TYPE<TAB>MODE<TAB>OWNER<TAB>GROUP<TAB>SIZE<TAB>SHA256<TAB>LINK"
+# or "absent". TYPE is file|directory|link|other; SHA256 is "-" unless asked for a regular file.
+SHELL_LIB = r"""
+pv_stat() {
+  if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo absent; return 0; fi
+  _pv_t=other
+  if [ -L "$1" ]; then _pv_t=link; elif [ -d "$1" ]; then _pv_t=directory; elif [ -f "$1" ]; then _pv_t=file; fi
+  _pv_s=-; _pv_l=-
+  if [ "$_pv_t" = file ] && [ "${2:-}" = sum ]; then _pv_s=$(sha256sum < "$1" | cut -c1-64); fi
+  if [ "$_pv_t" = link ]; then _pv_l=$(readlink "$1"); fi
+  printf '%s\t%s\t%s\n' "$_pv_t" "$(stat -c '%a	%U	%G	%s' -- "$1")" "$_pv_s	$_pv_l"
+}
+pv_cat() {
+  if [ -f "$1" ]; then echo present; cat -- "$1"; else echo absent; fi
+}
+"""
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A path's state as ``pv_stat`` reports it."""
+
+    type: str  # file | directory | link | other | absent
+    mode: str = ""  # octal, no leading zero ("644")
+    owner: str = ""
+    group: str = ""
+    size: int = 0
+    sha256: str | None = None
+    link_target: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.type != "absent"
+
+
+def parse_stat(line: str | None) -> FileState:
+    """Parse one ``pv_stat`` line."""
+    line = (line or "").strip("\n")
+    if not line or line == "absent":
+        return FileState("absent")
+    fields = line.split("\t")
+    if len(fields) < 7:
+        raise ValueError(f"unexpected pv_stat output: {line!r}")
+    kind, mode, owner, group, size, sha, link = fields[:7]
+    return FileState(
+        type=kind,
+        mode=mode,
+        owner=owner,
+        group=group,
+        size=int(size) if size.isdigit() else 0,
+        sha256=None if sha == "-" else sha,
+        link_target=None if kind != "link" else link,
+    )
+
+
+def parse_mode(value: Any) -> str | None:
+    """Normalize a file mode to octal text without leading zeros ("0644" → "644").
+
+    YAML reads an unquoted ``0644`` as the integer 420: that is taken as the intended octal mode,
+    as Ansible does. Symbolic modes are refused with the fix.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ArgumentError(f"mode must be octal like '0644', got {value!r}")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        try:
+            number = int(text, 8)
+        except ValueError:
+            raise ArgumentError(
+                f"mode {text!r} is not an octal mode", hint="write it quoted, e.g. mode: '0644'"
+            ) from None
+    if not 0 <= number <= 0o7777:
+        raise ArgumentError(f"mode {value!r} is out of range")
+    return format(number, "o")
+
+
+def temp_name(path: str) -> str:
+    """A temp file name beside ``path``, so the final rename stays on one filesystem."""
+    directory, _, base = path.rpartition("/")
+    return f"{directory}/.{base}.provision-{_random.token_hex(4)}"
+
+
+def write_file_script(
+    dest: str,
+    *,
+    mode: str | None = None,
+    owner: str | None = None,
+    group: str | None = None,
+    backup: bool = False,
+    validate: str | None = None,
+    size: int | None = None,
+) -> str:
+    """A script that atomically replaces ``dest`` with its stdin.
+
+    With ``size`` only that many bytes of stdin are read (so one script can write several files
+    from one stdin), and a short read fails the script.
+
+    ``validate`` is a command with ``%s`` standing for the new file (``nginx -t -c %s``); when it
+    fails the target is left as it was and the script exits non-zero. With ``backup`` the old
+    file is copied to ``dest.<timestamp>~`` first; the backup path is printed on stdout.
+    """
+    tmp = temp_name(dest)
+    q_dest, q_tmp = quote(dest), quote(tmp)
+    lines = [
+        f"trap 'rm -f {q_tmp}' EXIT HUP INT TERM",
+        "umask 077",
+        f"cat > {q_tmp}" if size is None else f"head -c {int(size)} > {q_tmp}",
+    ]
+    if size is not None:
+        short = quote(f"short input for {dest}")
+        lines.append(f'if [ "$(stat -c %s {q_tmp})" != {int(size)} ]; then echo {short} >&2; exit 4; fi')
+    if owner or group:
+        spec = f"{owner or ''}{':' + group if group else ''}"
+        lines.append(f"chown {quote(spec)} {q_tmp}")
+    if mode:
+        lines.append(f"chmod {mode} {q_tmp}")
+    else:
+        # Keep the mode of the file being replaced; new files get the usual 0644.
+        lines.append(f"if [ -e {q_dest} ]; then chmod --reference={q_dest} {q_tmp}; else chmod 644 {q_tmp}; fi")
+        if not (owner or group):
+            lines.append(f"if [ -e {q_dest} ]; then chown --reference={q_dest} {q_tmp} 2>/dev/null || true; fi")
+    lines.append(f"sync {q_tmp} 2>/dev/null || sync")
+    if validate:
+        if "%s" not in validate:
+            raise ArgumentError(f"validate command {validate!r} must contain %s for the new file")
+        check = validate.replace("%s", q_tmp)
+        lines.append(f"if ! {{ {check} ; }} >&2; then echo 'validation failed: {_escape_sq(validate)}' >&2; exit 3; fi")
+    if backup:
+        lines.append(
+            f"if [ -f {q_dest} ]; then _pv_b={q_dest}.$(date +%Y%m%d%H%M%S)~; "
+            f'cp -p {q_dest} "$_pv_b"; echo "$_pv_b"; fi'
+        )
+    lines.append(f"mv -f {q_tmp} {q_dest}")
+    lines.append("trap - EXIT HUP INT TERM")
+    return "\n".join(lines) + "\n"
+
+
+def _escape_sq(text: str) -> str:
+    return text.replace("'", "'\\''")
+
+
+# -- helpers several modules share: diffs, checksums, file attributes -----------------------------
+
+DIFF_MAX_BYTES = 256 * 1024
+DIFF_NOT_SHOWN = "(binary or >256 KiB: not shown)"
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of ``data``, as ``pv_stat PATH sum`` prints it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def unified_diff(before: str, after: str, path: str) -> str:
+    """A unified diff of two texts, headed ``before: PATH`` / ``after: PATH``; "" when equal."""
+    out: list[str] = []
+    for line in difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"before: {path}", f"after: {path}"
+    ):
+        if line.endswith("\n"):
+            out.append(line)
+        else:
+            out.append(line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def text_or_none(data: bytes | None) -> str | None:
+    """``data`` as text when a diff of it is worth showing (UTF-8, no NUL, <= 256 KiB); else None."""
+    if data is None:
+        return ""
+    if len(data) > DIFF_MAX_BYTES or b"\0" in data:
+        return None
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def not_shown_diff(path: str) -> str:
+    """The diff stand-in for content not worth showing (binary or large)."""
+    return f"--- before: {path}\n+++ after: {path}\n{DIFF_NOT_SHOWN}\n"
+
+
+def content_diff(before: bytes | None, after: bytes, path: str) -> str:
+    """The diff of a file's content (``before`` None: the file is new), or a note when not shown."""
+    old, new = text_or_none(before), text_or_none(after)
+    if old is None or new is None:
+        return not_shown_diff(path)
+    return unified_diff(old, new, path)
+
+
+def attr_changes(
+    state: FileState, *, mode: str | None = None, owner: str | None = None, group: str | None = None
+) -> dict[str, tuple[str, str]]:
+    """The attributes of an existing path that differ from the wanted ones: name → (before, after).
+
+    Owners and groups are compared by name (``pv_stat`` prints names).
+    """
+    changes: dict[str, tuple[str, str]] = {}
+    if mode is not None and state.mode != mode:
+        changes["mode"] = (state.mode, mode)
+    if owner and state.owner != owner:
+        changes["owner"] = (state.owner, owner)
+    if group and state.group != group:
+        changes["group"] = (state.group, group)
+    return changes
+
+
+def changes_script(path: str, changes: dict[str, tuple[str, str]]) -> str:
+    """``attrs_script`` setting the target values of ``attr_changes``."""
+    wanted = {name: changes[name][1] if name in changes else None for name in ("mode", "owner", "group")}
+    return attrs_script(path, mode=wanted["mode"], owner=wanted["owner"], group=wanted["group"])
+
+
+def attrs_script(
+    path: str,
+    *,
+    mode: str | None = None,
+    owner: str | None = None,
+    group: str | None = None,
+    recurse: bool = False,
+    link: bool = False,
+) -> str:
+    """Commands that set mode/owner/group of ``path`` (its tree with ``recurse``, a symlink itself with ``link``)."""
+    q = quote(path)
+    flags = ("-R " if recurse else "") + ("-h " if link else "")
+    lines = []
+    if owner or group:
+        spec = f"{owner or ''}{':' + group if group else ''}"
+        lines.append(f"chown {flags}{quote(spec)} -- {q}")
+    if mode and not link:
+        lines.append(f"chmod {'-R ' if recurse else ''}{mode} -- {q}")
+    return "".join(line + "\n" for line in lines)
+
+
+def attrs_text(kind: str, attrs: dict[str, str]) -> str:
+    """A path's type and attributes as lines, for an attribute diff."""
+    lines = [f"state: {kind}"] + [f"{name}: {value}" for name, value in attrs.items() if value]
+    return "\n".join(lines) + "\n"
+
+
+def attrs_diff(path: str, before_kind: str, after_kind: str, changes: dict[str, tuple[str, str]]) -> str:
+    """A small unified diff of a path's type and changed attributes."""
+    before = attrs_text(before_kind, {k: v[0] for k, v in changes.items()})
+    after = attrs_text(after_kind, {k: v[1] for k, v in changes.items()})
+    return unified_diff(before, after, f"{path} (attributes)")
