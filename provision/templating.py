@@ -203,12 +203,12 @@ class Templar:
         except TemplateError:
             raise
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{what}: {_undefined_message(exc)}", source=_line_from_traceback(exc, source),
+            raise TemplateError(f"{what}: {_undefined_message(exc)}", source=_line_from_traceback(exc, source, template),
                                 hint="define the variable (inventory, group_vars, play vars or -e), or use "
                                 "`| default(...)`") from None
         except Exception as exc:
             raise TemplateError(f"{what}: {type(exc).__name__}: {exc}",
-                                source=_line_from_traceback(exc, source)) from None
+                                source=_line_from_traceback(exc, source, template)) from None
 
     def undeclared(self, text: str) -> set[str]:
         """Names a template string reads (for lookahead: does a task depend on a registered var?)."""
@@ -234,15 +234,15 @@ def _undefined_message(exc: jinja2.UndefinedError) -> str:
     return message
 
 
-def _line_from_traceback(exc: BaseException, source: Source | None) -> Source | None:
-    """Jinja2 rewrites tracebacks so frames carry the template file and line: find the last one."""
-    if source is None or not source.file or source.line:
+def _line_from_traceback(exc: BaseException, source: Source | None, template: jinja2.Template) -> Source | None:
+    """The template line where rendering failed: the last frame of the compiled template, mapped back."""
+    if source is None or not source.file or source.line or not template.filename:
         return source
     line = None
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == source.file:
-            line = tb.tb_lineno
+        if tb.tb_frame.f_code.co_filename == template.filename:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
         tb = tb.tb_next
     return Source(source.file, line) if line else source
 
