@@ -22,6 +22,7 @@ from .yamlfile import YamlDict, load_yaml, source_of
 PLAY_KEYS = {
     "name", "hosts", "become", "become_user", "vars", "vars_files", "serial", "max_fail_percentage",
     "any_errors_fatal", "gather_facts", "tasks", "handlers", "pre_tasks", "post_tasks", "tags",
+    "defaults", "defaults_files",
 }
 TASK_KEYS = {
     "name", "when", "tags", "register", "notify", "loop", "with_items", "loop_control", "become",
@@ -86,6 +87,9 @@ class Play:
     become_user: Any = None
     vars: dict[str, Any] = field(default_factory=dict)
     vars_files: list[Any] = field(default_factory=list)
+    # Like an Ansible role's defaults: below the inventory, so any inventory value overrides them.
+    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults_files: list[Any] = field(default_factory=list)
     serial: list[int | str] = field(default_factory=list)
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
@@ -132,6 +136,8 @@ def _parse_play(raw: Any, path: Path) -> Play:
         become_user=raw.get("become_user"),
         vars=_mapping(raw, "vars", where),
         vars_files=_list(raw.get("vars_files")),
+        defaults=_mapping(raw, "defaults", where),
+        defaults_files=_list(raw.get("defaults_files")),
         serial=_serial(raw.get("serial"), _key_source(raw, "serial", where)),
         max_fail_percentage=_percentage(raw.get("max_fail_percentage"), _key_source(raw, "max_fail_percentage", where)),
         any_errors_fatal=bool(raw.get("any_errors_fatal", False)),

@@ -82,6 +82,7 @@ class Runner:
         self.hosts: dict[str, HostState] = {}
         self.shared: RunShared | None = None
         self._vars_files: dict[int, list[dict[str, Any]]] = {}
+        self._defaults: dict[int, dict[str, Any]] = {}
         self._cancel_hooks: list[Callable[[], None]] = []
 
     # -- preparation: everything that can be wrong with the input, before any host is touched ------
@@ -101,6 +102,10 @@ class Runner:
                     self.hosts[host.name] = self._host_state(host, templar)
             self._vars_files[id(play)] = [self._load_vars_file(play, entry) for entry in play.vars_files
                                           if not is_template(entry)]
+            self._defaults[id(play)] = {}
+            for entry in play.defaults_files:
+                self._defaults[id(play)].update(self._load_vars_file(play, entry))
+            self._defaults[id(play)].update(play.defaults)
             self._check_templates(play, templar)
         self.redactor.add(secret_values(self.options.extra_vars))
         if self.options.become_password:
@@ -220,6 +225,8 @@ class Runner:
             if play.gather_facts and state.facts is None and not state.spec.local:
                 self._gather_facts(state)
             play_vars["facts"] = state.facts or {}
+            # Secrets as they will be used: rendered, so "{{ vault_pw }}" is redacted by its value.
+            shared.redactor.add(secret_values(shared.templar.variables(play_vars).resolved()))
             run = HostRun(play, state, shared, play_vars)
             run.run()
             if run.failed:
@@ -234,7 +241,7 @@ class Runner:
 
     def _play_vars(self, play: Play, state: HostState) -> dict[str, Any]:
         assert self.shared is not None
-        merged: dict[str, Any] = {**state.host.vars, **play.vars}
+        merged: dict[str, Any] = {**self._defaults[id(play)], **state.host.vars, **play.vars}
         for data in self._vars_files[id(play)]:
             merged.update(data)
         for entry in play.vars_files:

@@ -295,3 +295,18 @@ def test_unknown_limit_is_bad_input(tmp_path: Path) -> None:
 
     with pytest.raises(InventoryError):
         run(tmp_path, "- hosts: all\n  tasks: []\n", limit="nosuchhost")
+
+
+def test_play_defaults_lose_to_inventory_and_vars_win_over_it(tmp_path: Path) -> None:
+    (tmp_path / "defaults.yml").write_text("colour: grey\nsize: small\nshape: round\n")
+    code, rec, runner = run(tmp_path, """\
+        - hosts: all
+          gather_facts: false
+          defaults_files: [defaults.yml]
+          vars:
+            shape: square
+          tasks:
+            - set_fact:
+                seen: "{{ colour }}-{{ size }}-{{ shape }}"
+        """, host_vars="      colour: blue\n")
+    assert code == 0 and runner.hosts["h1"].runtime["seen"] == "blue-small-square"
