@@ -16,10 +16,12 @@ fingerprint in the error; Fabric's accept-anything default is replaced.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import select
 import shlex
+import signal
 import socket
 import subprocess
 import threading
@@ -200,6 +202,18 @@ class SSHConnection:
         timeout: float | None = None,
     ) -> CommandResult:
         """Run ``script`` with ``sh`` on the host, as ``become_user`` via sudo if given."""
+        rc, out, err = self.run_bytes(script, stdin=stdin, become_user=become_user, timeout=timeout)
+        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def run_bytes(
+        self,
+        script: str,
+        *,
+        stdin: bytes | None = None,
+        become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        """Like ``run``, with stdout and stderr as raw bytes (file transfers)."""
         self.open()
         password = self.spec.become_password if become_user not in (None, self.login_user) else None
         command = remote_command(become_user, self.login_user, password=password is not None)
@@ -217,7 +231,7 @@ class SSHConnection:
             channel.sendall(frame(script, stdin))
             channel.shutdown_write()
             rc = self._drain(channel, out, err, timeout)
-        return CommandResult(rc, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"))
+        return rc, b"".join(out), b"".join(err)
 
     def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes]) -> None:
         """Wait for sudo's prompt (type the password) or the ready mark (no password needed)."""
@@ -277,10 +291,10 @@ class SSHConnection:
 
     def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
         """Copy a remote file to the control host (streamed through ``cat``, so become works)."""
-        result = self.run(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
-        if not result.ok:
-            raise ConnectError(f"host {self.name}: cannot read {remote_path}: {result.tail()}")
-        local_path.write_bytes(result.stdout.encode(errors="surrogateescape"))
+        rc, out, err = self.run_bytes(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
+        if rc != 0:
+            raise ConnectError(f"host {self.name}: cannot read {remote_path}: {err.decode(errors='replace')}")
+        local_path.write_bytes(out)
 
     def close(self) -> None:
         with self._lock:
@@ -313,6 +327,18 @@ class LocalConnection:
         become_user: str | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
+        rc, out, err = self.run_bytes(script, stdin=stdin, become_user=become_user, timeout=timeout)
+        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def run_bytes(
+        self,
+        script: str,
+        *,
+        stdin: bytes | None = None,
+        become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        """Like ``run``, with raw bytes; a timeout or interrupt kills the script's whole process group."""
         prefix = become_prefix(become_user, self.login_user, password=False)
         argv = [*shlex.split(prefix), "sh", "-c", BOOTSTRAP]
         self.sessions += 1
@@ -322,16 +348,17 @@ class LocalConnection:
         try:
             out, err = proc.communicate(frame(script, stdin), timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-            return CommandResult(RC_CUT, out.decode(errors="replace"), err.decode(errors="replace") + "\n[timed out]")
-        return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+            return RC_CUT, out, err + f"\n[provision: timed out after {timeout:g}s]".encode()
+        return proc.returncode, out, err
 
     def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
-        result = self.run(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
-        if not result.ok:
-            raise ConnectError(f"cannot read {remote_path}: {result.tail()}")
-        local_path.write_bytes(result.stdout.encode(errors="surrogateescape"))
+        rc, out, err = self.run_bytes(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
+        if rc != 0:
+            raise ConnectError(f"cannot read {remote_path}: {err.decode(errors='replace')}")
+        local_path.write_bytes(out)
 
     def close(self) -> None:
         """Nothing to close."""

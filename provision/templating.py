@@ -203,7 +203,8 @@ class Templar:
         except TemplateError:
             raise
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{what}: {_undefined_message(exc)}", source=_line_from_traceback(exc, source, template),
+            where = _line_from_traceback(exc, source, template)
+            raise TemplateError(f"{what}: {_undefined_message(exc)}", source=where,
                                 hint="define the variable (inventory, group_vars, play vars or -e), or use "
                                 "`| default(...)`") from None
         except Exception as exc:
