@@ -299,7 +299,7 @@ def test_unknown_limit_is_bad_input(tmp_path: Path) -> None:
 
 def test_play_defaults_lose_to_inventory_and_vars_win_over_it(tmp_path: Path) -> None:
     (tmp_path / "defaults.yml").write_text("colour: grey\nsize: small\nshape: round\n")
-    code, rec, runner = run(tmp_path, """\
+    code, _, runner = run(tmp_path, """\
         - hosts: all
           gather_facts: false
           defaults_files: [defaults.yml]
