@@ -28,6 +28,7 @@ _REGISTRY: dict[str, str] = {
     "venv": "venv:Venv",
     "pip": "venv:Pip",
     "service": "service:Service",
+    "supervisor": "supervisor:Supervisor",
     "cron": "cron:Cron",
     "wait_for": "wait_for:WaitFor",
     "http_check": "wait_for:HttpCheck",
@@ -39,6 +40,8 @@ _REGISTRY: dict[str, str] = {
     "pause": "control:Pause",
     "meta": "control:Meta",
     "ping": "control:Ping",
+    "mariadb": "mariadb:MariaDB",
+    "site": "site:Site",
 }
 
 _loaded: dict[str, type[Module]] = {}
