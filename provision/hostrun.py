@@ -330,18 +330,25 @@ class HostRun:
         return answers.get(key, "")
 
     def _send_batch(self, keys: list[ProbeKey], connection: Connection) -> dict[ProbeKey, str]:
+        """Run the probes, one script per user; ``keys[0]`` is the current task's, the rest lookahead."""
         by_user: dict[str | None, list[str]] = {}
         for user, script in dict.fromkeys(keys):
             by_user.setdefault(user, []).append(script)
         answers: dict[ProbeKey, str] = {}
+        current_user = keys[0][0]
         for user, scripts in by_user.items():
             nonce = new_nonce()
             result = HostContext(connection, host=self.host.name, variables={}, become_user=user).run(
                 batch_script(scripts, nonce), readonly=True)
             if result.rc != 0 and not result.stdout:
-                raise ConnectError(f"host {self.host.name}: state check failed (exit {result.rc}): "
-                                   f"{result.tail()}") if result.rc < 0 else ProvisionError(
-                    f"state check failed as {user or 'the login user'} (exit {result.rc}): {result.tail()}")
+                if user != current_user:
+                    # A look ahead as a user that does not exist yet (an earlier task creates it):
+                    # those tasks are probed when they come.
+                    continue
+                if result.rc < 0:
+                    raise ConnectError(f"host {self.host.name}: state check cut off: {result.tail()}")
+                raise ProvisionError(f"state check as {user or 'the login user'} failed (exit {result.rc}): "
+                                     f"{result.tail()}")
             for script, answer in zip(scripts, split_answers(result.stdout, len(scripts), nonce), strict=True):
                 if answer is not None:
                     answers[(user, script)] = answer
