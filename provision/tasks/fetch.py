@@ -71,6 +71,10 @@ class Fetch(Module):
         remote = parse_stat((state or "absent").splitlines()[0] if state else "absent")
         data: dict[str, Any] = {"src": src, "dest": str(dest)}
         if not remote.exists:
+            if ctx.check:
+                # An earlier task may create it when the run is real.
+                return TaskResult.skipped(f"{src} is not on {ctx.host} yet: nothing to compare in check mode",
+                                          **data)
             if args.get("fail_on_missing", True):
                 return TaskResult.failed(f"{src} does not exist on {ctx.host}", **data)
             return TaskResult.ok(f"{src} does not exist on {ctx.host}: nothing fetched", file_missing=True, **data)

@@ -35,6 +35,8 @@ class FilePlan:
     before: str = "absent"
     after: str = "absent"
     changes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The error only says a link's source is missing: in check mode an earlier task may create it.
+    missing_source: bool = False
 
 
 def link_source(path: str, src: str) -> str:
@@ -168,6 +170,8 @@ def _plan_link(
     if src_state == "absent" and not args.get("force"):
         plan.error = f"link source {link_source(path, src)} does not exist"
         plan.msg = "set force: true to create a dangling link anyway"
+        plan.missing_source = True
+        plan.changes = {"src": (current.link_target or "", src)}
         return plan
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.provision-link")
     plan.script = (
@@ -237,6 +241,9 @@ class File(Module):
         plan = plan_file(args, state)
         path = args["path"]
         data: dict[str, Any] = {"path": path, "state": plan.after}
+        if plan.error and plan.missing_source and ctx.check:
+            return TaskResult.changed(f"would link {path} -> {args['src']} (its source does not exist yet; "
+                                      "an earlier task may create it)", **data)
         if plan.error:
             return TaskResult.failed(f"{plan.error} (fix: {plan.msg})", **data)
         if not plan.script:
