@@ -85,7 +85,10 @@ def remote_command(become_user: str | None, login_user: str | None, *, password:
     """The full command line sent to the host for one script."""
     prefix = become_prefix(become_user, login_user, password=password)
     ready = "printf '\\006provision-ready\\n'; " if prefix and password else ""
-    return f"{prefix}sh -c {shlex.quote(ready + BOOTSTRAP)}"
+    # The login user's directory may be closed to the become user (pip, git and bench then fail
+    # on a relative path): start in the become user's home, as a login would.
+    home = 'cd "$HOME" 2>/dev/null || cd /; ' if prefix else ""
+    return f"{prefix}sh -c {shlex.quote(ready + home + BOOTSTRAP)}"
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -339,8 +342,7 @@ class LocalConnection:
         timeout: float | None = None,
     ) -> tuple[int, bytes, bytes]:
         """Like ``run``, with raw bytes; a timeout or interrupt kills the script's whole process group."""
-        prefix = become_prefix(become_user, self.login_user, password=False)
-        argv = [*shlex.split(prefix), "sh", "-c", BOOTSTRAP]
+        argv = shlex.split(remote_command(become_user, self.login_user, password=False))
         self.sessions += 1
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True

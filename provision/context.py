@@ -8,10 +8,31 @@ from typing import Any
 
 from .connection import Connection
 from .errors import ArgumentError
+from .probes import ProbeCache, batch_script, new_nonce, split_answers
 from .tasks.base import CommandResult, RenderedTemplate
 from .tasks.shell import SHELL_LIB
 
 TemplateRenderer = Callable[[str, Mapping[str, Any]], RenderedTemplate]
+
+
+class AfterChange:
+    """What a changing script does for the probe cache: forget it, then refill it in the same round trip.
+
+    ``scripts`` lists the probes of the tasks that come next (as the same user); they run at the end
+    of the changing script, so the next task's check costs no extra channel and still sees the
+    state this change left.
+    """
+
+    def __init__(self, cache: ProbeCache, user: str | None, scripts: Callable[[], list[str]]) -> None:
+        self.cache = cache
+        self.user = user
+        self._scripts = scripts
+        self._computed: list[str] | None = None
+
+    def scripts(self) -> list[str]:
+        if self._computed is None:
+            self._computed = self._scripts()
+        return self._computed
 
 
 class HostContext:
@@ -28,7 +49,7 @@ class HostContext:
         become_user: str | None = None,
         renderer: TemplateRenderer | None = None,
         file_dirs: Sequence[Path] = (),
-        on_change: Callable[[], None] | None = None,
+        after_change: AfterChange | None = None,
     ) -> None:
         self.connection = connection
         self.host = host
@@ -38,20 +59,41 @@ class HostContext:
         self.become_user = become_user
         self._renderer = renderer
         self._file_dirs = list(file_dirs)
-        self._on_change = on_change
+        self._after_change = after_change
         self.changed_host = False
 
     def run(
         self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, readonly: bool = False
     ) -> CommandResult:
-        """Run a script as the task's user; a non-readonly script invalidates cached probes."""
+        """Run a script as the task's user; a changing script also re-probes the next tasks."""
+        after = None if readonly else self._after_change
+        probes = after.scripts() if after is not None else []
+        if not probes:
+            try:
+                return self.connection.run(SHELL_LIB + script, stdin=stdin, become_user=self.become_user,
+                                           timeout=timeout)
+            finally:
+                if not readonly:
+                    self.changed_host = True
+                    if after is not None:
+                        after.cache.invalidate()
+        assert after is not None
+        nonce = new_nonce()
+        marker = f"\n@@pv-post-{nonce}\n"
+        # The task's script in a subshell, so its exit or `set -e` cannot skip the probes; its exit
+        # code is the script's.
+        combined = (f"{SHELL_LIB}( {script}\n) ; _pv_rc=$?\nprintf '%s' {_sh_quote(marker)}\n"
+                    f"{batch_script(probes, nonce)}exit $_pv_rc\n")
         try:
-            return self.connection.run(SHELL_LIB + script, stdin=stdin, become_user=self.become_user, timeout=timeout)
+            result = self.connection.run(combined, stdin=stdin, become_user=self.become_user, timeout=timeout)
         finally:
-            if not readonly:
-                self.changed_host = True
-                if self._on_change is not None:
-                    self._on_change()
+            self.changed_host = True
+            after.cache.invalidate()
+        own, found, rest = result.stdout.partition(marker)
+        if found and result.rc >= 0:
+            answers = split_answers(rest, len(probes), nonce)
+            after.cache.store({(after.user, p): a for p, a in zip(probes, answers, strict=True) if a is not None})
+        return CommandResult(result.rc, own, result.stderr)
 
     def fetch(self, remote_path: str, local_path: Path) -> None:
         """Copy a file from the host to the control host."""
@@ -80,3 +122,7 @@ class HostContext:
             f"file {name!r} not found on the control host (searched {searched})",
             hint="put it under files/ beside the playbook, or give an absolute path",
         )
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"

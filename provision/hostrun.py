@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connection import Connection
-from .context import HostContext
+from .context import AfterChange, HostContext
 from .errors import ConnectError, ProvisionError, TemplateError
 from .events import HostStats, TaskDone, TaskStarted
 from .playbook import Play, Task
@@ -254,7 +254,9 @@ class HostRun:
         connection = self.shared.local if task.delegate_to else self.host.connect(self.shared)
         ctx = HostContext(connection, host=self.host.name, variables=templar.variables(scope), check=check,
                           diff=self.shared.options.diff, become_user=become_user, renderer=self.shared.render_file,
-                          file_dirs=self.shared.file_dirs, on_change=self.host.probes.invalidate)
+                          file_dirs=self.shared.file_dirs,
+                          after_change=AfterChange(self.host.probes, become_user,
+                                                   lambda: self._next_probes(task, become_user)))
         timeout = float(task.timeout) if task.timeout else None
         retries = int(templar.render_value(task.retries, scope)) if task.retries is not None else 0
         delay = float(templar.render_value(task.delay, scope) or 0)
@@ -355,6 +357,17 @@ class HostRun:
         self.host.probes.store(answers)
         self.host.probes.batches += 1
         return answers
+
+    def _next_probes(self, task: Task, user: str | None) -> list[str]:
+        """Probes to run right after a change by ``task``: its own (other loop items) and the next tasks'."""
+        if task.delegate_to or task.id not in self.position:
+            return []
+        try:
+            keys = self._task_keys(task) if task.loop is not None else []
+        except Exception:  # a task we cannot pre-render is probed when it comes
+            keys = []
+        keys += self._lookahead(task)
+        return list(dict.fromkeys(script for owner, script in keys if owner == user))
 
     def _lookahead(self, current: Task) -> list[ProbeKey]:
         """Probe keys of the next tasks whose arguments can be known now."""

@@ -269,11 +269,12 @@ def test_converged_run_probes_in_one_batch(tmp_path: Path) -> None:
           gather_facts: false
           tasks:{textwrap.indent(book, "  ")}
         """
-    code, _, _ = run(tmp_path, playbook)
-    assert code == 0
+    code, _, runner = run(tmp_path, playbook)
+    # Cold: one probe batch, then one round trip per change, which also re-probes the next tasks.
+    assert code == 0 and runner.hosts["h1"].sessions == 11
     code, rec, runner = run(tmp_path, playbook)
     assert code == 0 and all(s == "ok" for _, s in rec.statuses())
-    assert runner.hosts["h1"].probes.batches == 1
+    assert runner.hosts["h1"].probes.batches == 1 and runner.hosts["h1"].sessions == 1
 
 
 def test_check_mode_changes_nothing(tmp_path: Path) -> None:
