@@ -43,6 +43,8 @@ SUDO_PROMPT = "[provision-sudo-password]"
 READY = b"\x06provision-ready\n"
 # The remote side of an interrupted or timed-out command gets this exit code.
 RC_CUT = -1
+# Uploads go in pieces of this size, checking for an interrupt between them.
+_CHUNK = 256 * 1024
 
 
 class Connection(Protocol):
@@ -231,10 +233,21 @@ class SSHConnection:
             err: list[bytes] = []
             if password is not None:
                 self._answer_sudo(channel, password, out, err)
-            channel.sendall(frame(script, stdin))
+            if not self._send(channel, frame(script, stdin)):
+                channel.close()
+                return RC_CUT, b"".join(out), b"".join(err) + b"\n[provision: interrupted]"
             channel.shutdown_write()
             rc = self._drain(channel, out, err, timeout)
         return rc, b"".join(out), b"".join(err)
+
+    def _send(self, channel: Any, data: bytes) -> bool:
+        """Send in chunks so an interrupt cuts a large upload; False if it was cut."""
+        view = memoryview(data)
+        for start in range(0, len(view), _CHUNK):
+            if self._cancel.is_set():
+                return False
+            channel.sendall(view[start:start + _CHUNK])
+        return True
 
     def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes]) -> None:
         """Wait for sudo's prompt (type the password) or the ready mark (no password needed)."""

@@ -138,7 +138,7 @@ class Upload(Module):
             script = f"mkdir -p -- {quote(plan.make_dir)}\n" if plan.make_dir else ""
             script += write_file_script(
                 target, mode=mode, owner=owner, group=group,
-                backup=args.get("backup", False), validate=args.get("validate"),
+                backup=args.get("backup", False), validate=args.get("validate"), size=len(data),
             )  # fmt: skip
             result = ctx.run(script, stdin=data)
         else:

@@ -264,11 +264,12 @@ class LineInFile(Module):
             return TaskResult.changed(f"would have: {msg}", diff=diff, **data)
         if write:
             script = f"mkdir -p -- {quote(posixpath.dirname(path))}\n" if content is None and "/" in path else ""
+            new_bytes = edit.text.encode()
             script += write_file_script(
                 path, mode=mode, owner=owner, group=group,
-                backup=args.get("backup", False), validate=args.get("validate"),
+                backup=args.get("backup", False), validate=args.get("validate"), size=len(new_bytes),
             )  # fmt: skip
-            result = ctx.run(script, stdin=edit.text.encode())
+            result = ctx.run(script, stdin=new_bytes)
         else:
             result = ctx.run("set -e\n" + changes_script(path, changes))
         if not result.ok:

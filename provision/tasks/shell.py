@@ -113,12 +113,13 @@ def write_file_script(
     group: str | None = None,
     backup: bool = False,
     validate: str | None = None,
-    size: int | None = None,
+    size: int,
 ) -> str:
     """A script that atomically replaces ``dest`` with its stdin.
 
-    With ``size`` only that many bytes of stdin are read (so one script can write several files
-    from one stdin), and a short read fails the script.
+    Exactly ``size`` bytes of stdin are read (so one script can write several files from one
+    stdin), and a short read fails the script: a transfer cut off (Ctrl-C, a dropped connection)
+    never replaces the target with a truncated file.
 
     ``validate`` is a command with ``%s`` standing for the new file (``nginx -t -c %s``); when it
     fails the target is left as it was and the script exits non-zero. With ``backup`` the old
@@ -129,11 +130,10 @@ def write_file_script(
     lines = [
         f"trap 'rm -f {q_tmp}' EXIT HUP INT TERM",
         "umask 077",
-        f"cat > {q_tmp}" if size is None else f"head -c {int(size)} > {q_tmp}",
+        f"head -c {int(size)} > {q_tmp}",
+        f'if [ "$(stat -c %s {q_tmp})" != {int(size)} ]; then '
+        f"echo {quote(f'short input for {dest}: target left unchanged')} >&2; exit 4; fi",
     ]
-    if size is not None:
-        short = quote(f"short input for {dest}")
-        lines.append(f'if [ "$(stat -c %s {q_tmp})" != {int(size)} ]; then echo {short} >&2; exit 4; fi')
     if owner or group:
         spec = f"{owner or ''}{':' + group if group else ''}"
         lines.append(f"chown {quote(spec)} {q_tmp}")

@@ -198,3 +198,37 @@ def test_secrets_never_reach_output_or_ps(sshd: SshServer, tmp_path: Path) -> No
     assert (tmp_path / "pw").read_text().strip() == secret
     assert secret not in out and secret not in err
     assert not seen_in_ps, "the secret was visible in the process table"
+
+
+def test_ctrl_c_mid_upload_leaves_no_partial_file(sshd: SshServer, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    project = tmp_path / "project"
+    (project / "files").mkdir(parents=True)
+    (project / "files" / "big.bin").write_bytes(os.urandom(1024 * 1024) * 256)
+    target = tmp_path / "target"
+    target.mkdir()
+    (project / "site.yml").write_text(f"""\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a big upload
+      copy: {{src: big.bin, dest: {target}/big.bin}}
+""")
+    sshd.inventory(project / "inventory.yml")
+    proc = subprocess.Popen([sys.executable, "-m", "provision", "playbook", "site.yml", "--json"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".big.bin.provision-") for p in target.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the upload never started"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert next(e for e in events(out) if e["event"] == "recap")["interrupted"] is True
+    deadline = time.monotonic() + 10
+    while list(target.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the host side notices the cut and removes its temp file
+    assert list(target.iterdir()) == [], "a partial or temp file was left behind"
