@@ -68,6 +68,8 @@ def _common_options() -> _Parser:
                        help="extra known_hosts file (the project's known_hosts is read when present)")
     group.add_argument("--ssh-config", type=Path, metavar="FILE", help="ssh_config to use (default: ~/.ssh/config)")
     group.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="SSH connect timeout")
+    group.add_argument("--force-handlers", action="store_true",
+                       help="run notified handlers even on hosts where a later task failed")
     return common
 
 
@@ -130,12 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     modules.add_argument("name", nargs="?", help="one module's arguments")
     modules.set_defaults(func=cmd_modules)
 
-    try:
-        from .lab.cli import add_lab_parser
-    except ImportError:  # the lab is optional (Linux only)
-        pass
-    else:
-        add_lab_parser(commands)  # type: ignore[arg-type]
+    from .lab.cli import add_lab_parser, run_lab
+
+    add_lab_parser(commands)  # type: ignore[arg-type]
+    commands.choices["lab"].set_defaults(func=run_lab)
     return parser
 
 
@@ -302,7 +302,7 @@ def _run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
         tags=_tag_set(args.tags), skip_tags=_tag_set(args.skip_tags),
         extra_vars=parse_extra_vars(args.extra_vars), verbosity=args.verbose,
         known_hosts=tuple(known_hosts), ssh_config=args.ssh_config, become_password=password,
-        connect_timeout=args.connect_timeout, project_dir=Path.cwd(),
+        connect_timeout=args.connect_timeout, project_dir=Path.cwd(), force_handlers=args.force_handlers,
     )
 
 
