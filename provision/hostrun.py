@@ -95,6 +95,10 @@ class HostRun:
             if self.failed or self.ended or self.host.unreachable:
                 break
             self.flush_handlers()
+        if self.failed and self.notified and (self.play.force_handlers or self.shared.options.force_handlers):
+            # A config that changed must not stay unloaded because a later task failed: a re-run would
+            # find the file converged and never notify again.
+            self.flush_handlers(force=True)
 
     def stopped(self) -> bool:
         return (self.failed or self.ended or self.host.unreachable or self.shared.cancel.is_set()
@@ -122,15 +126,27 @@ class HostRun:
             self.run_tasks(block.always)
             self.failed = self.failed or failed_before
 
-    def flush_handlers(self) -> None:
+    def flush_handlers(self, *, force: bool = False) -> None:
+        """Run the notified handlers once each, in the order they are defined.
+
+        ``force`` (force_handlers) runs them on a failed host too, and a failing handler does not
+        keep the others from running.
+        """
         if not self.notified:
             return
         pending, self.notified = self.notified, []
+        failed = self.failed
         for handler in self.play.handlers:
-            if self.stopped():
+            if force:
+                if self.host.unreachable or self.shared.cancel.is_set():
+                    return
+                self.failed = False
+            elif self.stopped():
                 return
             if handler.name in pending or any(topic in pending for topic in handler.listen):
                 self.run_task(handler, handler=True)
+            failed = failed or self.failed
+        self.failed = failed
 
     # -- one task ----------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from .yamlfile import YamlDict, load_yaml, source_of
 PLAY_KEYS = {
     "name", "hosts", "become", "become_user", "vars", "vars_files", "serial", "max_fail_percentage",
     "any_errors_fatal", "gather_facts", "tasks", "handlers", "pre_tasks", "post_tasks", "tags",
-    "defaults", "defaults_files",
+    "defaults", "defaults_files", "force_handlers",
 }
 TASK_KEYS = {
     "name", "when", "tags", "register", "notify", "loop", "with_items", "loop_control", "become",
@@ -93,6 +93,7 @@ class Play:
     serial: list[int | str] = field(default_factory=list)
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
+    force_handlers: bool = False
     gather_facts: bool = True
     pre_tasks: list[Task] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
@@ -141,6 +142,7 @@ def _parse_play(raw: Any, path: Path) -> Play:
         serial=_serial(raw.get("serial"), _key_source(raw, "serial", where)),
         max_fail_percentage=_percentage(raw.get("max_fail_percentage"), _key_source(raw, "max_fail_percentage", where)),
         any_errors_fatal=bool(raw.get("any_errors_fatal", False)),
+        force_handlers=bool(raw.get("force_handlers", False)),
         gather_facts=bool(raw.get("gather_facts", True)),
         base_dir=base,
     )

@@ -34,6 +34,7 @@ class RunOptions:
     ssh_config: Path | None = None
     become_password: str | None = None
     connect_timeout: float = 10.0
+    force_handlers: bool = False
     project_dir: Path = Path(".")
 
 

@@ -83,9 +83,27 @@ def action_script(init: str, name: str, actions: list[str]) -> str:
             lines.append(f"update-rc.d {q} enable")
         elif action == "disable":
             lines.append(f"update-rc.d {q} disable")
+        elif action == "restart":
+            # Many init scripts' own restart races: start runs while the old daemon is still
+            # exiting and then does nothing. Stop, wait for it to be gone, start, wait for it to run.
+            lines.append(f"service {q} stop || true")
+            lines.append(_wait_status(name, running=False))
+            lines.append(f"service {q} start")
+            lines.append(_wait_status(name, running=True))
+        elif action == "start":
+            lines.append(f"service {q} start")
+            lines.append(_wait_status(name, running=True))
         else:
             lines.append(f"service {q} {action}")
     return "\n".join(lines) + "\n"
+
+
+def _wait_status(name: str, *, running: bool) -> str:
+    """Wait (at most 30 s) until ``service NAME status`` says running, or not; fail clearly otherwise."""
+    test = "" if running else "! "
+    message = quote(f"service {name} did not {'start' if running else 'stop'} within 30s")
+    return (f"_pv_i=0; until {test}service {quote(name)} status >/dev/null 2>&1 </dev/null; do "
+            f"_pv_i=$((_pv_i + 1)); if [ $_pv_i -gt 150 ]; then echo {message} >&2; exit 1; fi; sleep 0.2; done")
 
 
 class Service(Module):
