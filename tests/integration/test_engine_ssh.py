@@ -220,12 +220,17 @@ def test_ctrl_c_mid_upload_leaves_no_partial_file(sshd: SshServer, tmp_path: Pat
     sshd.inventory(project / "inventory.yml")
     proc = subprocess.Popen([sys.executable, "-m", "provision", "playbook", "site.yml", "--json"], cwd=project,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".big.bin.provision-") for p in target.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, "the upload never started"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(".big.bin.provision-") for p in target.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130
     assert next(e for e in events(out) if e["event"] == "recap")["interrupted"] is True
     deadline = time.monotonic() + 10
