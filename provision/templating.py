@@ -332,7 +332,28 @@ FILTERS: dict[str, Any] = {
     "ternary": _ternary,
 }
 
+def _version_key(text: Any) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", str(text))[:4])
+
+
+_VERSION_OPS: dict[str, Any] = {
+    ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+    "le": lambda a, b: a <= b, "lt": lambda a, b: a < b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+}
+
+
+def _version(value: Any, other: Any, operator: str = ">=") -> bool:
+    """Ansible's ``version`` test on dotted numbers: ``x is version('3.10', '>=')``."""
+    if operator not in _VERSION_OPS:
+        raise TemplateError(f"version test: unknown operator {operator!r}")
+    left, right = _version_key(value), _version_key(other)
+    width = max(len(left), len(right))
+    return bool(_VERSION_OPS[operator](left + (0,) * (width - len(left)), right + (0,) * (width - len(right))))
+
+
 TESTS: dict[str, Any] = {
+    "version": _version,
     "changed": lambda r: isinstance(r, Mapping) and bool(r.get("changed")),
     "failed": lambda r: isinstance(r, Mapping) and bool(r.get("failed")),
     "succeeded": lambda r: isinstance(r, Mapping) and not r.get("failed"),
