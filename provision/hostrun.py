@@ -343,7 +343,7 @@ class HostRun:
         cached = self.host.probes.get(key)
         if cached is not None:
             return cached
-        keys = [key, *self._lookahead(task)]
+        keys = [key, *self._own_items(task), *self._lookahead(task)]
         answers = self._send_batch(keys, connection)
         return answers.get(key, "")
 
@@ -378,12 +378,17 @@ class HostRun:
         """Probes to run right after a change by ``task``: its own (other loop items) and the next tasks'."""
         if task.delegate_to or task.id not in self.position:
             return []
-        try:
-            keys = self._task_keys(task) if task.loop is not None else []
-        except Exception:  # a task we cannot pre-render is probed when it comes
-            keys = []
-        keys += self._lookahead(task)
+        keys = [*self._own_items(task), *self._lookahead(task)]
         return list(dict.fromkeys(script for owner, script in keys if owner == user))
+
+    def _own_items(self, task: Task) -> list[ProbeKey]:
+        """Probe keys of every item of a loop task (the later items are probed with the first)."""
+        if task.loop is None:
+            return []
+        try:
+            return self._task_keys(task)
+        except Exception:  # a task we cannot pre-render is probed item by item
+            return []
 
     def _lookahead(self, current: Task) -> list[ProbeKey]:
         """Probe keys of the next tasks whose arguments can be known now."""

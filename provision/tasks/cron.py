@@ -158,6 +158,10 @@ class Cron(Module):
         current = parse_probe(state)
         user = args["user"] or "current user"
         if current.error is not None:
+            if ctx.check and args["state"] == "present":
+                # Cron (or the user) may come from an earlier task when the run is real.
+                return TaskResult.changed(f"would add job {args['name']!r} for {user} "
+                                          f"(its crontab cannot be read yet: {current.error.strip()})")
             return TaskResult.failed(f"cannot read the crontab of {user}: {current.error}")
         new = apply_job(current.text, args)
         if new == current.text or (not new.strip() and not current.text.strip()):

@@ -23,7 +23,7 @@ PLAYBOOK = """\
   become: true
   tasks:
     - name: a package through the lab proxy
-      packages: {name: [jq], update_cache: true, cache_valid_time: 3600}
+      packages: {name: [jq, cron], update_cache: true, cache_valid_time: 3600}
     - name: a group
       group: {name: deployers}
     - name: a user with a key

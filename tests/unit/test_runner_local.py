@@ -311,3 +311,22 @@ def test_play_defaults_lose_to_inventory_and_vars_win_over_it(tmp_path: Path) ->
                 seen: "{{ colour }}-{{ size }}-{{ shape }}"
         """, host_vars="      colour: blue\n")
     assert code == 0 and runner.hosts["h1"].runtime["seen"] == "blue-small-square"
+
+
+def test_loop_items_are_probed_in_one_batch_with_the_tasks_after_them(tmp_path: Path) -> None:
+    playbook = """\
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: dirs
+              file: {path: "{{ work }}/d{{ item }}", state: directory}
+              loop: "{{ range(10) | list }}"
+            - name: lines
+              lineinfile: {path: "{{ work }}/app.ini", line: "k{{ item }}=v", create: true}
+              loop: [1, 2, 3]
+        """
+    code, _, runner = run(tmp_path, playbook)
+    assert code == 0 and runner.hosts["h1"].sessions == 14  # 1 batch + 13 changes, each re-probing
+    code, rec, runner = run(tmp_path, playbook)
+    assert code == 0 and {s for _, s in rec.statuses()} == {"ok"}
+    assert runner.hosts["h1"].sessions == 1
