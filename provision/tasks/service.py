@@ -142,6 +142,9 @@ class Service(Module):
         name = args["name"]
         current = parse_probe(state)
         if not current.exists:
+            if ctx.check and args["state"] != "stopped":
+                # Its package may be installed by an earlier task when the run is real.
+                return TaskResult.changed(f"would {args['state'] or 'enable'} {name} (not installed yet)")
             where = "systemd unit" if current.init == "systemd" else "/etc/init.d script"
             return TaskResult.failed(f"service {name!r} not found (no {where})\n"
                                      "  fix: install its package first, or check the name")

@@ -131,6 +131,10 @@ class Supervisor(Module):
         status = parse_status(state)
         started_daemon = False
         if status.error:
+            if ctx.check and args["state"] != "absent":
+                # supervisor may be installed by an earlier task when the run is real.
+                return TaskResult.changed(f"would make {name} {args['state']} (supervisorctl cannot answer yet: "
+                                          f"{status.error.strip()[:200]})", name=name)
             if "sudo" in status.error or "password" in status.error:
                 fix = "give the task's user passwordless sudo for supervisorctl, or set sudo: false"
             else:
