@@ -128,7 +128,7 @@ def write_file_script(
     tmp = temp_name(dest)
     q_dest, q_tmp = quote(dest), quote(tmp)
     lines = [
-        f"trap 'rm -f {q_tmp}' EXIT HUP INT TERM",
+        f"trap 'rm -f {q_tmp}' EXIT HUP INT TERM PIPE",
         "umask 077",
         f"head -c {int(size)} > {q_tmp}",
         f'if [ "$(stat -c %s {q_tmp})" != {int(size)} ]; then '
@@ -156,7 +156,7 @@ def write_file_script(
             f'cp -p {q_dest} "$_pv_b"; echo "$_pv_b"; fi'
         )
     lines.append(f"mv -f {q_tmp} {q_dest}")
-    lines.append("trap - EXIT HUP INT TERM")
+    lines.append("trap - EXIT HUP INT TERM PIPE")
     return "\n".join(lines) + "\n"
 
 

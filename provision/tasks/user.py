@@ -110,13 +110,13 @@ def keys_script(user: str, home: str | None, content: str) -> str:
         'mkdir -p "$_pv_d"\nchmod 700 "$_pv_d"\n'
         f'chown {q_user}:"$_pv_g" "$_pv_d"\n'
         '_pv_t="$_pv_d/.authorized_keys.provision-$$"\n'
-        f"trap 'rm -f \"$_pv_t\"' EXIT HUP INT TERM\n"
+        f"trap 'rm -f \"$_pv_t\"' EXIT HUP INT TERM PIPE\n"
         f"cat > \"$_pv_t\" <<'{KEYS_EOF}'\n{content}{KEYS_EOF}\n"
         'chmod 600 "$_pv_t"\n'
         f'chown {q_user}:"$_pv_g" "$_pv_t"\n'
         'sync "$_pv_t" 2>/dev/null || sync\n'
         'mv -f "$_pv_t" "$_pv_d/authorized_keys"\n'
-        "trap - EXIT HUP INT TERM\n"
+        "trap - EXIT HUP INT TERM PIPE\n"
     )
 
 
