@@ -24,6 +24,8 @@ from .tasks import get_module
 from .tasks.base import Module, TaskResult
 
 LOOKAHEAD = 64  # tasks probed ahead in one batch
+MAX_LOOKAHEAD_KEYS = 512  # probes in one batch (loops expand to one per item)
+POST_CHANGE_PROBES = 4  # probes re-sent at the end of a changing script
 _STOP_LOOKAHEAD = {"set_fact", "meta", "pause"}
 
 
@@ -272,7 +274,8 @@ class HostRun:
                           diff=self.shared.options.diff, become_user=become_user, renderer=self.shared.render_file,
                           file_dirs=self.shared.file_dirs,
                           after_change=AfterChange(self.host.probes, become_user,
-                                                   lambda: self._next_probes(task, become_user)))
+                                                   lambda: self._next_probes(task, become_user,
+                                                                             module.probe(args))))
         timeout = float(task.timeout) if task.timeout else None
         retries = int(templar.render_value(task.retries, scope)) if task.retries is not None else 0
         delay = float(templar.render_value(task.delay, scope) or 0)
@@ -343,8 +346,8 @@ class HostRun:
         cached = self.host.probes.get(key)
         if cached is not None:
             return cached
-        keys = [key, *self._own_items(task), *self._lookahead(task)]
-        answers = self._send_batch(keys, connection)
+        ahead = [k for k in (*self._own_items(task), *self._lookahead(task)) if self.host.probes.get(k) is None]
+        answers = self._send_batch([key, *ahead], connection)
         return answers.get(key, "")
 
     def _send_batch(self, keys: list[ProbeKey], connection: Connection) -> dict[ProbeKey, str]:
@@ -374,12 +377,23 @@ class HostRun:
         self.host.probes.batches += 1
         return answers
 
-    def _next_probes(self, task: Task, user: str | None) -> list[str]:
-        """Probes to run right after a change by ``task``: its own (other loop items) and the next tasks'."""
+    def _next_probes(self, task: Task, user: str | None, current: str | None) -> list[str]:
+        """Probes to run right after a change by ``task``: its next loop items, then the next tasks'.
+
+        Only a few: when one task changes, the next often does too (a cold run), and every probe
+        re-sent after each change would make a cold run quadratic. A converged run never gets
+        here; its first batch covers everything.
+        """
         if task.delegate_to or task.id not in self.position:
             return []
-        keys = [*self._own_items(task), *self._lookahead(task)]
-        return list(dict.fromkeys(script for owner, script in keys if owner == user))
+        own = [script for owner, script in self._own_items(task) if owner == user]
+        if current in own:
+            own = own[own.index(current) + 1:]
+        scripts = list(dict.fromkeys(own))[:POST_CHANGE_PROBES]
+        if len(scripts) < POST_CHANGE_PROBES:
+            ahead = [s for owner, s in self._lookahead(task, max_keys=POST_CHANGE_PROBES * 4) if owner == user]
+            scripts = list(dict.fromkeys([*scripts, *ahead]))[:POST_CHANGE_PROBES]
+        return scripts
 
     def _own_items(self, task: Task) -> list[ProbeKey]:
         """Probe keys of every item of a loop task (the later items are probed with the first)."""
@@ -390,8 +404,8 @@ class HostRun:
         except Exception:  # a task we cannot pre-render is probed item by item
             return []
 
-    def _lookahead(self, current: Task) -> list[ProbeKey]:
-        """Probe keys of the next tasks whose arguments can be known now."""
+    def _lookahead(self, current: Task, *, max_keys: int = MAX_LOOKAHEAD_KEYS) -> list[ProbeKey]:
+        """Probe keys of the next tasks whose arguments can be known now (at most ``max_keys``)."""
         start = self.position.get(current.id)
         if start is None:
             return []
@@ -408,7 +422,9 @@ class HostRun:
                 keys.extend(self._task_keys(task))
             except (ProvisionError, Exception):
                 break
-        return keys
+            if len(keys) >= max_keys:
+                break
+        return keys[:max_keys]
 
     def _task_keys(self, task: Task) -> list[ProbeKey]:
         cls = get_module(task.module or "")

@@ -9,6 +9,7 @@ decides on state that an earlier task of the same run has since changed.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Sequence
@@ -42,12 +43,17 @@ class ProbeCache:
             self._answers.clear()
 
 
+# A probe that could leak into the next one (change directory, exit, traps, shell options) runs
+# in a subshell; the others in a plain group, which costs the host no fork.
+_ISOLATE = re.compile(r"\b(exit|cd|trap|set|export|umask|exec|return)\b")
+
+
 def batch_script(scripts: Sequence[str], nonce: str) -> str:
-    """One script running every probe in a subshell, each answer after a marker line."""
+    """One script running every probe, each answer after a marker line."""
     parts = []
     for index, script in enumerate(scripts):
-        # A subshell keeps one probe's `cd`, variables or `exit` from leaking into the next.
-        parts.append(f"printf '\\n@@pv-{nonce} {index}\\n'\n( {script}\n) 2>/dev/null </dev/null")
+        opening, closing = ("(", ")") if _ISOLATE.search(script) else ("{", "}")
+        parts.append(f"printf '\\n@@pv-{nonce} {index}\\n'\n{opening} {script}\n{closing} 2>/dev/null </dev/null")
     return "\n".join(parts) + "\n"
 
 
