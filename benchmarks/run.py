@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""converge-50 side by side: provision, ansible-core (+ mitogen) and pyinfra on the same lab hosts.
+
+One command, as root on Linux, from the repository root:
+
+    python3 benchmarks/run.py                     # 10 lab hosts, 3 repetitions
+    python3 benchmarks/run.py --scale 1,10,30     # the same per host count, plus scale.md and scale.png
+
+It creates ``benchmarks/.venv-peers`` (pinned ansible-core, pyinfra, matplotlib; mitogen when it
+installs), starts N lab hosts in a lab of its own (``--state-dir``, default
+/var/lib/provision-lab-bench, subnet 10.213.77.0/24), writes the peers' inventories with
+``gen_inventory.py`` and provision's from the same host list, then runs the peers'
+``run_bench.py``: per repetition every tool in turn (interleaved) on wiped hosts, a cold run, an
+end-state digest, a warm run; SSH connections and sessions per host are counted from each host's
+sshd log. The medians table, with a column "x provision" (each tool's median over provision's in
+the same phase), goes to ``benchmarks/results/<N>hosts-<date>.md``; with ``--scale`` also
+``results/scale.md`` and ``results/scale.png``. Logs stay in ``results/work-<N>/`` (not committed).
+provision is measured as committed at ``--ref`` (default HEAD, extracted to ``results/work-src/``),
+so edits in progress do not change the code under test halfway; ``--worktree`` measures the tree.
+The lab is brought down at the end unless ``--keep-lab``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from benchreport import (  # noqa: E402  (the script's own directory, not a package)
+    BenchRow,
+    first_hosts,
+    page_provision,
+    parse_bench_table,
+    provision_inventory,
+    scale_series,
+    scale_table,
+    with_ratio_column,
+)
+
+# Versions that install and run together on Python 3.11 (ansible-core 2.20 needs Python 3.12).
+PEER_PACKAGES = ("ansible-core==2.19.14", "pyinfra==3.10.0", "matplotlib==3.11.2")
+OPTIONAL_PACKAGES = ("mitogen==0.3.54",)
+DEFAULT_TOOLS = "provision,ansible-linear,ansible-mitogen-linear,pyinfra"
+DEFAULT_STATE_DIR = "/var/lib/provision-lab-bench"
+DEFAULT_SUBNET = "10.213.77.0/24"
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def run(argv: list[str], *, timeout: float, capture_output: bool = False,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command, bounded, failing loudly."""
+    return subprocess.run(argv, check=True, text=True, timeout=timeout, capture_output=capture_output, cwd=cwd)
+
+
+# -- the peers' virtualenv ---------------------------------------------------------------------------
+
+
+def ensure_peers_venv(venv: Path) -> None:
+    """Create the virtualenv with the pinned peers once; mitogen is optional (it lags ansible-core)."""
+    stamp = venv / ".bench-pins"
+    wanted = "\n".join(PEER_PACKAGES + OPTIONAL_PACKAGES)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    log(f"setting up {venv} ({', '.join(PEER_PACKAGES + OPTIONAL_PACKAGES)})")
+    if not (venv / "bin" / "python").exists():
+        run([sys.executable, "-m", "venv", str(venv)], timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    run([*pip, *PEER_PACKAGES], timeout=1200)
+    for package in OPTIONAL_PACKAGES:
+        try:
+            run([*pip, package], timeout=600)
+        except subprocess.SubprocessError:
+            log(f"{package} did not install: ansible-mitogen is left out")
+    stamp.write_text(wanted)
+
+
+def peer_versions(venv: Path) -> dict[str, str]:
+    """Installed versions of the peers, by distribution name."""
+    code = ("import json, importlib.metadata as m\nout = {}\n"
+            "for name in ('ansible-core', 'pyinfra', 'mitogen'):\n"
+            "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(out))")
+    result = run([str(venv / "bin" / "python"), "-c", code], timeout=60, capture_output=True)
+    versions: dict[str, str] = json.loads(result.stdout)
+    return versions
+
+
+# -- the lab -----------------------------------------------------------------------------------------
+
+
+def lab(command: list[str], args: argparse.Namespace, *, timeout: float = 1800) -> None:
+    """``provision lab …`` on the benchmark's own lab."""
+    run([sys.executable, "-m", "provision", "lab", *command, "--state-dir", args.state_dir, "--subnet", args.subnet],
+        timeout=timeout, cwd=REPO)
+
+
+def write_inventories(args: argparse.Namespace, count: int, work: Path) -> None:
+    """The peers' inventories (gen_inventory.py) and provision's, for lab1..lab<count>."""
+    state = Path(args.state_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "hosts.tsv").write_text(first_hosts((state / "hosts.tsv").read_text(), count))
+    run([sys.executable, str(args.peers / "gen_inventory.py"), "--hosts", str(work / "hosts.tsv"),
+         "--key", str(state / "id_ed25519"), "--known-hosts", str(state / "known_hosts"), "--out", str(work)],
+        timeout=60, capture_output=True)
+    neutral = json.loads((work / "hosts.json").read_text())
+    (work / "provision.yml").write_text(provision_inventory(neutral))
+
+
+# -- the provision under test ------------------------------------------------------------------------
+
+
+def provision_snapshot(ref: str, results_dir: Path) -> tuple[Path, str]:
+    """Extract the ``provision`` package at git ``ref`` (the engine moves while people work); its dir and sha."""
+    sha = run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"], timeout=30,
+              capture_output=True).stdout.strip()
+    dest = results_dir / "work-src" / sha[:12]
+    if not (dest / "provision" / "__init__.py").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", sha, "provision"],
+                                 check=True, capture_output=True, timeout=120).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+    return dest, sha
+
+
+def describe_provision(args: argparse.Namespace) -> str:
+    """Which provision the tables measure, for the result pages."""
+    if args.source is None:
+        return "provision from the working tree"
+    return f"provision at commit {args.commit[:12]}"
+
+
+# -- one benchmark -----------------------------------------------------------------------------------
+
+
+def bench(args: argparse.Namespace, count: int, tools: list[str], work: Path) -> str:
+    """Run the peers' run_bench.py on ``count`` hosts; returns its medians table (markdown)."""
+    tool = " ".join(shlex.quote(p) for p in (str(HERE / "provision_tool.sh"), sys.executable))
+    if args.source is not None:
+        tool = f"PYTHONPATH={shlex.quote(str(args.source))} {tool}"
+    argv = [sys.executable, str(args.peers / "run_bench.py"), "--inv", str(work), "--venv", str(args.venv),
+            "--forks", str(args.forks), "--reps", str(args.reps), "--tools", ",".join(tools),
+            "--tool", f"provision={tool} {{inv}}/provision.yml --forks {{forks}}",
+            "--sshd-log", f"{args.state_dir}/hosts/{{name}}/sshd.log"]
+    log(f"{count} hosts: {' '.join(shlex.quote(a) for a in argv)}")
+    lines: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        # A hung tool must not hang the benchmark: the watchdog ends run_bench.py and its children.
+        watchdog = threading.Timer(args.timeout, os.killpg, (proc.pid, signal.SIGTERM))
+        watchdog.start()
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                lines.append(line)
+            proc.wait(timeout=60)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)
+            raise
+        finally:
+            watchdog.cancel()
+    if proc.returncode != 0:
+        raise RuntimeError(f"run_bench.py exited {proc.returncode} (killed after {args.timeout:g} s if negative)")
+    text = "".join(lines)
+    start = text.rfind("converge-50, ")
+    if start < 0:
+        raise RuntimeError("run_bench.py printed no table")
+    return text[start:]
+
+
+def result_page(table: str, count: int, args: argparse.Namespace, versions: dict[str, str]) -> str:
+    """The committed result file: what ran where, then the table with the ratio column."""
+    from provision import __version__
+
+    peers = ", ".join(f"{name} {version}" for name, version in versions.items())
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (f"# converge-50 on {count} lab host{'s' if count != 1 else ''}, {when}\n\n"
+            f"{describe_provision(args)} ({__version__}, Python {sys.version.split()[0]}); {peers}. "
+            f"Controller and lab hosts share this machine's {os.cpu_count()} CPUs, so compare ratios within one "
+            "table, not seconds across machines. "
+            "Cold: hosts wiped, everything changes. Warm: the same run again, nothing changes. "
+            "\"x provision\": the tool's median over provision's in the same phase. Sessions and connections per host "
+            "are counted from each host's sshd log (LogLevel VERBOSE). Changes are as each tool counts them "
+            "(provision and ansible: tasks; pyinfra: operations).\n\n"
+            f"Reproduce: `python3 benchmarks/run.py --hosts {count} --reps {args.reps} --forks {args.forks}"
+            f"{reproduce_options(args)}`\n\n"
+            + with_ratio_column(table))
+
+
+def reproduce_options(args: argparse.Namespace) -> str:
+    """The options that made this run differ from the defaults, for the "Reproduce" line."""
+    options = "" if args.tools == DEFAULT_TOOLS else f" --tools {args.tools}"
+    return options + (" --worktree" if args.worktree else f" --ref {args.commit[:12]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=10, help="lab hosts (default 10)")
+    parser.add_argument("--scale", help="comma list of host counts, e.g. 1,10,30: one benchmark each, then a plot")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per tool (default 3)")
+    parser.add_argument("--forks", type=int, default=10, help="hosts in parallel, every tool (default 10)")
+    parser.add_argument("--tools", default=DEFAULT_TOOLS, help=f"comma list, in run order (default {DEFAULT_TOOLS})")
+    parser.add_argument("--peers", type=Path, default=REPO.parent / "shared" / "peers",
+                        help="the peers' workload folder (default ../shared/peers from the repository root)")
+    parser.add_argument("--venv", type=Path, default=HERE / ".venv-peers", help="peers' virtualenv")
+    parser.add_argument("--state-dir", default=os.environ.get("PROVISION_BENCH_LAB_DIR", DEFAULT_STATE_DIR),
+                        help=f"the benchmark's own lab (default {DEFAULT_STATE_DIR})")
+    parser.add_argument("--subnet", default=DEFAULT_SUBNET, help=f"its /24 (default {DEFAULT_SUBNET})")
+    parser.add_argument("--ref", default="HEAD", help="measure provision as committed at this git ref (default HEAD)")
+    parser.add_argument("--worktree", action="store_true", help="measure the working tree (uncommitted edits too)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take today's results/<N>hosts-<date>.md where it exists instead of running again")
+    parser.add_argument("--keep-lab", action="store_true", help="leave the lab hosts running")
+    parser.add_argument("--timeout", type=float, default=5400, help="seconds allowed per host count (default 5400)")
+    args = parser.parse_args(argv)
+    args.peers = args.peers.resolve()
+    counts = sorted({int(n) for n in args.scale.split(",")}) if args.scale else [args.hosts]
+    results_dir = HERE / "results"
+    args.source, args.commit = (None, "") if args.worktree else provision_snapshot(args.ref, results_dir)
+    ensure_peers_venv(args.venv)
+    versions = peer_versions(args.venv)
+    tools = [t for t in args.tools.split(",") if t and ("mitogen" not in t or "mitogen" in versions)]
+    tables: dict[int, list[BenchRow]] = {}
+    measured: dict[int, str] = {}
+    try:
+        for count in counts:
+            page = results_dir / f"{count}hosts-{time.strftime('%Y-%m-%d')}.md"
+            if args.reuse and page.exists():
+                log(f"{count} hosts: reusing {page}")
+                tables[count] = parse_bench_table(page.read_text())
+                measured[count] = page_provision(page.read_text()) or "provision (unknown commit)"
+                continue
+            log(f"lab up {count}")
+            lab(["up", str(count)], args)
+            work = results_dir / f"work-{count}"
+            write_inventories(args, count, work)
+            table = bench(args, count, tools, work)
+            tables[count] = parse_bench_table(table)
+            measured[count] = describe_provision(args)
+            page.write_text(result_page(table, count, args, versions))
+            log(f"wrote {page}")
+    finally:
+        if not args.keep_lab:
+            log("lab down")
+            lab(["down"], args, timeout=600)
+    if args.scale:
+        write_scale(results_dir, tables, tools, args, versions, measured)
+    return 0
+
+
+def write_scale(results_dir: Path, tables: dict[int, list[BenchRow]], tools: list[str], args: argparse.Namespace,
+                versions: dict[str, str], measured: dict[int, str]) -> None:
+    """scale.md (medians per host count) and scale.png (plotted in the peers' virtualenv)."""
+    peers = ", ".join(f"{name} {version}" for name, version in versions.items())
+    which = set(measured.values())
+    provision = which.pop() if len(which) == 1 else "; ".join(f"{n} hosts: {m}" for n, m in sorted(measured.items()))
+    (results_dir / "scale.md").write_text(
+        f"# converge-50: wall time by number of hosts ({time.strftime('%Y-%m-%d', time.gmtime())})\n\n"
+        f"Medians of {args.reps} repetitions, forks {args.forks}, same machine for controller and hosts; "
+        f"{provision}; {peers}. "
+        "In brackets: the tool's time over provision's; \"-\": not run at that host count (see that count's page). "
+        "Per-count pages: " + ", ".join(f"[{n} hosts]({n}hosts-{time.strftime('%Y-%m-%d')}.md)" for n in sorted(tables))
+        + ".\n\n"
+        f"Reproduce: `python3 benchmarks/run.py --scale {','.join(map(str, sorted(tables)))} --reps {args.reps}"
+        f"{reproduce_options(args)}`\n\n"
+        + scale_table(tables, tools) + "\n![scale](scale.png)\n")
+    series: dict[str, object] = dict(scale_series(tables))
+    series["title"] = f"converge-50, {provision}, forks {args.forks}, medians of {args.reps}"
+    data = results_dir / "work-scale" / "series.json"
+    data.parent.mkdir(exist_ok=True)
+    data.write_text(json.dumps(series))
+    run([str(args.venv / "bin" / "python"), str(HERE / "plot_scale.py"), str(data), str(results_dir / "scale.png")],
+        timeout=300)
+    log(f"wrote {results_dir / 'scale.md'} and scale.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
