@@ -99,7 +99,38 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-class SSHConnection:
+class _BytesConnection:
+    """``run`` and ``fetch`` for a connection that implements ``run_bytes``."""
+
+    name: str
+
+    def run_bytes(
+        self, script: str, *, stdin: bytes | None = None, become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        raise NotImplementedError
+
+    def run(
+        self,
+        script: str,
+        *,
+        stdin: bytes | None = None,
+        become_user: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run ``script`` with ``sh`` on the host, as ``become_user`` via sudo if given."""
+        rc, out, err = self.run_bytes(script, stdin=stdin, become_user=become_user, timeout=timeout)
+        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
+        """Copy a file to the control host, raw bytes (streamed through ``cat``, so become works)."""
+        rc, out, err = self.run_bytes(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
+        if rc != 0:
+            raise ConnectError(f"host {self.name}: cannot read {remote_path}: {err.decode(errors='replace')}")
+        local_path.write_bytes(out)
+
+
+class SSHConnection(_BytesConnection):
     """A host reached over SSH; one transport, a fresh channel per script."""
 
     def __init__(
@@ -198,18 +229,6 @@ class SSHConnection:
 
     # -- running ------------------------------------------------------------------------------------
 
-    def run(
-        self,
-        script: str,
-        *,
-        stdin: bytes | None = None,
-        become_user: str | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        """Run ``script`` with ``sh`` on the host, as ``become_user`` via sudo if given."""
-        rc, out, err = self.run_bytes(script, stdin=stdin, become_user=become_user, timeout=timeout)
-        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
-
     def run_bytes(
         self,
         script: str,
@@ -305,12 +324,6 @@ class SSHConnection:
                 return int(channel.recv_exit_status())
             select.select([channel], [], [], 0.2)
 
-    def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
-        """Copy a remote file to the control host (streamed through ``cat``, so become works)."""
-        rc, out, err = self.run_bytes(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
-        if rc != 0:
-            raise ConnectError(f"host {self.name}: cannot read {remote_path}: {err.decode(errors='replace')}")
-        local_path.write_bytes(out)
 
     def close(self) -> None:
         with self._lock:
@@ -321,7 +334,7 @@ class SSHConnection:
                     self._conn = None
 
 
-class LocalConnection:
+class LocalConnection(_BytesConnection):
     """The control host itself (``delegate_to: localhost``, ``ansible_connection: local``)."""
 
     def __init__(self, name: str = "localhost", *, become_password: str | None = None,
@@ -334,17 +347,6 @@ class LocalConnection:
 
     def open(self) -> None:
         """Nothing to open."""
-
-    def run(
-        self,
-        script: str,
-        *,
-        stdin: bytes | None = None,
-        become_user: str | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        rc, out, err = self.run_bytes(script, stdin=stdin, become_user=become_user, timeout=timeout)
-        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def run_bytes(
         self,
@@ -369,11 +371,6 @@ class LocalConnection:
             return RC_CUT, out, err + f"\n[provision: timed out after {timeout:g}s]".encode()
         return proc.returncode, out, err
 
-    def fetch(self, remote_path: str, local_path: Path, *, become_user: str | None = None) -> None:
-        rc, out, err = self.run_bytes(f"cat -- {shlex.quote(remote_path)}", become_user=become_user)
-        if rc != 0:
-            raise ConnectError(f"cannot read {remote_path}: {err.decode(errors='replace')}")
-        local_path.write_bytes(out)
 
     def close(self) -> None:
         """Nothing to close."""
