@@ -50,10 +50,13 @@ install_system_packages() {
 VENV=${PROVISION_VENV:-$PWD/.venv}
 
 install_python_env() {
+  # install_python_env [EXTRAS]: the project, editable, with extras such as "test".
+  local spec="."
+  if [ -n "${1:-}" ]; then spec=".[$1]"; fi
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
   retry 3 "$VENV/bin/pip" install -q --upgrade pip
-  retry 3 "$VENV/bin/pip" install -q -e ".[test]"
+  retry 3 "$VENV/bin/pip" install -q -e "$spec"
   export PATH="$VENV/bin:$PATH"
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 install_system_packages
-install_python_env
+install_python_env test
 ruff check provision tests
 mypy provision
 python -m pytest -m "unit or integration or e2e" "$@"
