@@ -18,7 +18,7 @@ from .context import AfterChange, HostContext
 from .errors import ConnectError, ProvisionError, TemplateError
 from .events import HostStats, TaskDone, TaskStarted
 from .playbook import Play, Task
-from .probes import ProbeCache, ProbeKey, batch_script, new_nonce, split_answers
+from .probes import ProbeKey, batch_script, new_nonce, split_answers
 from .runstate import HostState, RunShared
 from .tasks import get_module
 from .tasks.base import Module, TaskResult
@@ -556,5 +556,3 @@ def _count(stats: HostStats, status: str, ignored: bool) -> None:
         if status == "changed":
             stats.changed += 1
 
-
-__all__ = ["HostRun", "HostState", "ProbeCache", "RunShared"]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -295,4 +294,4 @@ def serial_batches(count: int, serial: list[int | str]) -> list[int]:
     return sizes
 
 
-__all__ = ["EXIT_BAD_INPUT", "RunOptions", "RunOutcome", "Runner", "serial_batches"]
+__all__ = ["RunOptions", "RunOutcome", "Runner", "builtin_dir", "serial_batches", "template_search_path"]
