@@ -13,20 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connection import Connection
 from .context import AfterChange, HostContext
 from .errors import ConnectError, ProvisionError, TemplateError
 from .events import HostStats, TaskDone, TaskStarted
+from .lookahead import Lookahead
 from .playbook import Play, Task
-from .probes import ProbeKey, batch_script, new_nonce, split_answers
 from .runstate import HostState, RunShared
 from .tasks import get_module
 from .tasks.base import Module, TaskResult
-
-LOOKAHEAD = 64  # tasks probed ahead in one batch
-MAX_LOOKAHEAD_KEYS = 512  # probes in one batch (loops expand to one per item)
-POST_CHANGE_PROBES = 4  # probes re-sent at the end of a changing script
-_STOP_LOOKAHEAD = {"set_fact", "meta", "pause"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +60,7 @@ class HostRun:
             self._plan(tasks, Inherited())
         for handler in play.handlers:
             self.inherited[handler.id] = Inherited()
+        self.lookahead = Lookahead(self)
 
     # -- structure ---------------------------------------------------------------------------------
 
@@ -188,7 +183,7 @@ class HostRun:
         conditions = [*inherited.when, *task.when]
         self.shared.reporter.task_started(TaskStarted(self.host.name, task.name, task.module or ""))
         try:
-            items = self._loop_items(task, variables)
+            items = self.loop_items(task, variables)
         except ProvisionError as exc:
             self._finish(task, _Outcome("failed", {"failed": True, "msg": str(exc)}), [], handler,
                          inherited, variables)
@@ -199,7 +194,7 @@ class HostRun:
         for item in items:
             if self.shared.cancel.is_set() or self.host.unreachable:
                 break
-            scope = variables if item is _NO_ITEM else {**variables, task.loop_var: item}
+            scope = self.item_scope(task, variables, item)
             started = time.monotonic()
             result = self._execute_item(task, scope, conditions, inherited)
             if self.host.unreachable:
@@ -216,7 +211,7 @@ class HostRun:
     def _execute_item(self, task: Task, scope: dict[str, Any], conditions: list[Any],
                       inherited: Inherited) -> TaskResult:
         try:
-            if not self._conditions_hold(task, conditions, scope):
+            if not self.conditions_hold(task, conditions, scope):
                 return TaskResult.skipped("conditional result was false")
             return self.execute(task, scope, inherited)
         except ConnectError as exc:
@@ -266,7 +261,7 @@ class HostRun:
             exc.source = exc.source or task.source
             raise
         self.shared.redactor.add(str(args[name]) for name in cls.secret_args() if args.get(name))
-        become_user = self._become_user(task, scope, inherited)
+        become_user = self.become_user_of(task, scope, inherited)
         check = self.shared.options.check if task.check_mode is None else _truthy(
             templar.render_value(task.check_mode, scope))
         connection = self.shared.local if task.delegate_to else self.host.connect(self.shared)
@@ -274,14 +269,14 @@ class HostRun:
                           diff=self.shared.options.diff, become_user=become_user, renderer=self.shared.render_file,
                           file_dirs=self.shared.file_dirs,
                           after_change=AfterChange(self.host.probes, become_user,
-                                                   lambda: self._next_probes(task, become_user,
-                                                                             module.probe(args))))
+                                                   lambda: self.lookahead.next_probes(task, become_user,
+                                                                                      module.probe(args))))
         timeout = float(task.timeout) if task.timeout else None
         retries = int(templar.render_value(task.retries, scope)) if task.retries is not None else 0
         delay = float(templar.render_value(task.delay, scope) or 0)
         attempt = 0
         while True:
-            state = self.probe(task, module, args, become_user, connection, fresh=attempt > 0)
+            state = self.lookahead.probe(task, module, args, become_user, connection, fresh=attempt > 0)
             result = self._run_module(module, args, ctx, state, timeout)
             result = self._apply_conditions(task, result, scope)
             if not task.until or (result.status == "failed" and attempt >= retries):
@@ -331,123 +326,14 @@ class HostRun:
             result = TaskResult("changed" if changed else "ok", result.msg, result.diff, result.data)
         return result
 
-    # -- probing with lookahead --------------------------------------------------------------------
-
-    def probe(self, task: Task, module: Module, args: dict[str, Any], become_user: str | None,
-              connection: Connection, *, fresh: bool) -> str | None:
-        """The module's probe answer: from the cache, or from one batch covering upcoming tasks too."""
-        script = module.probe(args)
-        if script is None:
-            return None
-        if task.delegate_to or fresh:
-            return HostContext(connection, host=self.host.name, variables={},
-                               become_user=become_user).run(script, readonly=True).stdout
-        key: ProbeKey = (become_user, script)
-        cached = self.host.probes.get(key)
-        if cached is not None:
-            return cached
-        ahead = [k for k in (*self._own_items(task), *self._lookahead(task)) if self.host.probes.get(k) is None]
-        answers = self._send_batch([key, *ahead], connection)
-        return answers.get(key, "")
-
-    def _send_batch(self, keys: list[ProbeKey], connection: Connection) -> dict[ProbeKey, str]:
-        """Run the probes, one script per user; ``keys[0]`` is the current task's, the rest lookahead."""
-        by_user: dict[str | None, list[str]] = {}
-        for user, script in dict.fromkeys(keys):
-            by_user.setdefault(user, []).append(script)
-        answers: dict[ProbeKey, str] = {}
-        current_user = keys[0][0]
-        for user, scripts in by_user.items():
-            nonce = new_nonce()
-            result = HostContext(connection, host=self.host.name, variables={}, become_user=user).run(
-                batch_script(scripts, nonce), readonly=True)
-            if result.rc != 0 and not result.stdout:
-                if user != current_user:
-                    # A look ahead as a user that does not exist yet (an earlier task creates it):
-                    # those tasks are probed when they come.
-                    continue
-                if result.rc < 0:
-                    raise ConnectError(f"host {self.host.name}: state check cut off: {result.tail()}")
-                raise ProvisionError(f"state check as {user or 'the login user'} failed (exit {result.rc}): "
-                                     f"{result.tail()}")
-            for script, answer in zip(scripts, split_answers(result.stdout, len(scripts), nonce), strict=True):
-                if answer is not None:
-                    answers[(user, script)] = answer
-        self.host.probes.store(answers)
-        self.host.probes.batches += 1
-        return answers
-
-    def _next_probes(self, task: Task, user: str | None, current: str | None) -> list[str]:
-        """Probes to run right after a change by ``task``: its next loop items, then the next tasks'.
-
-        Only a few: when one task changes, the next often does too (a cold run), and every probe
-        re-sent after each change would make a cold run quadratic. A converged run never gets
-        here; its first batch covers everything.
-        """
-        if task.delegate_to or task.id not in self.position:
-            return []
-        own = [script for owner, script in self._own_items(task) if owner == user]
-        if current in own:
-            own = own[own.index(current) + 1:]
-        scripts = list(dict.fromkeys(own))[:POST_CHANGE_PROBES]
-        if len(scripts) < POST_CHANGE_PROBES:
-            ahead = [s for owner, s in self._lookahead(task, max_keys=POST_CHANGE_PROBES * 4) if owner == user]
-            scripts = list(dict.fromkeys([*scripts, *ahead]))[:POST_CHANGE_PROBES]
-        return scripts
-
-    def _own_items(self, task: Task) -> list[ProbeKey]:
-        """Probe keys of every item of a loop task (the later items are probed with the first)."""
-        if task.loop is None:
-            return []
-        try:
-            return self._task_keys(task)
-        except Exception:  # a task we cannot pre-render is probed item by item
-            return []
-
-    def _lookahead(self, current: Task, *, max_keys: int = MAX_LOOKAHEAD_KEYS) -> list[ProbeKey]:
-        """Probe keys of the next tasks whose arguments can be known now (at most ``max_keys``)."""
-        start = self.position.get(current.id)
-        if start is None:
-            return []
-        keys: list[ProbeKey] = []
-        registered = {current.register} if current.register else set()
-        for task in self.schedule[start + 1:start + 1 + LOOKAHEAD]:
-            if task.module in _STOP_LOOKAHEAD or any(_mentions(task, name) for name in registered):
-                break
-            if task.register:
-                registered.add(task.register)
-            if task.delegate_to or not self.selected(task):
-                continue
-            try:
-                keys.extend(self._task_keys(task))
-            except (ProvisionError, Exception):
-                break
-            if len(keys) >= max_keys:
-                break
-        return keys[:max_keys]
-
-    def _task_keys(self, task: Task) -> list[ProbeKey]:
-        cls = get_module(task.module or "")
-        if cls is None or cls.probe is Module.probe:
-            return []
-        module = cls()
-        variables = self.variables(task)
-        inherited = self.inherited.get(task.id, Inherited())
-        conditions = [*inherited.when, *task.when]
-        keys: list[ProbeKey] = []
-        for item in self._loop_items(task, variables):
-            scope = variables if item is _NO_ITEM else {**variables, task.loop_var: item}
-            if not self._conditions_hold(task, conditions, scope):
-                continue
-            args = cls.coerce(self.shared.templar.render_value(task.args, scope))
-            script = module.probe(args)
-            if script is not None:
-                keys.append((self._become_user(task, scope, inherited), script))
-        return keys
-
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _loop_items(self, task: Task, variables: dict[str, Any]) -> list[Any]:
+    def item_scope(self, task: Task, variables: dict[str, Any], item: Any) -> dict[str, Any]:
+        """The variables of one loop item (the task's own when it has no loop)."""
+        return variables if item is _NO_ITEM else {**variables, task.loop_var: item}
+
+    def loop_items(self, task: Task, variables: dict[str, Any]) -> list[Any]:
+        """The rendered loop, or one pseudo-item for a task without a loop."""
         if task.loop is None:
             return _SINGLE
         items = self.shared.templar.render_value(task.loop, variables, source=task.source,
@@ -457,7 +343,8 @@ class HostRun:
                                 source=task.source, hint="e.g. loop: \"{{ range(1, 4) | list }}\"")
         return list(items)
 
-    def _conditions_hold(self, task: Task, conditions: list[Any], scope: dict[str, Any]) -> bool:
+    def conditions_hold(self, task: Task, conditions: list[Any], scope: dict[str, Any]) -> bool:
+        """True when every ``when`` condition (the blocks' around it included) holds."""
         for condition in conditions:
             if isinstance(condition, bool):
                 value: Any = condition
@@ -467,7 +354,8 @@ class HostRun:
                 return False
         return True
 
-    def _become_user(self, task: Task, scope: dict[str, Any], inherited: Inherited) -> str | None:
+    def become_user_of(self, task: Task, scope: dict[str, Any], inherited: Inherited) -> str | None:
+        """The user a task runs as via sudo, or None for the login user (task, block, play, host)."""
         templar = self.shared.templar
         spec = self.host.spec
         become = next((v for v in (task.become, inherited.become, self.play.become) if v is not None), None)
@@ -511,11 +399,6 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("yes", "true", "on", "1", "y")
     return bool(value)
-
-
-def _mentions(task: Task, name: str) -> bool:
-    text = repr((task.args, task.when, task.loop, task.vars))
-    return name in text
 
 
 def _register(result: TaskResult) -> dict[str, Any]:
