@@ -97,7 +97,7 @@ def ensure_base(
     base_dir.mkdir(parents=True, exist_ok=True)
     # Labs with other state dirs may share this base dir: one builds, the others wait for it.
     with open(base_dir / f"{target.name}.lock", "a") as lock:
-        _lock(lock, timeout=BUILD_TIMEOUT * tries, what=f"building base image {target.name}")
+        wait_for_lock(lock, timeout=BUILD_TIMEOUT * tries, what=f"building base image {target.name}")
         if (target / "etc" / "debian_version").is_file():
             return target
         return _build(recipe, target, sources, log=log, tries=tries)
@@ -128,7 +128,8 @@ def _build(recipe: BaseRecipe, target: Path, sources: Sequence[AptSource], *, lo
     )
 
 
-def _lock(handle: IO[str], *, timeout: float, what: str) -> None:
+def wait_for_lock(handle: IO[str], *, timeout: float, what: str) -> None:
+    """Take an exclusive flock on ``handle``, waiting at most ``timeout`` seconds for its holder."""
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from provision.errors import LabError
 from provision.lab import network, render
-from provision.lab.base import RECIPES, ensure_base, remove_stale_bases
+from provision.lab.base import RECIPES, ensure_base, remove_stale_bases, wait_for_lock
 from provision.lab.hostfs import HostFiles, hash_password, prepare_host, write_live_file
 from provision.lab.launch import init_pid, start_host, stop_hosts, wait_for_sshd
 from provision.lab.mirror import AptSource, machine_sources
@@ -286,17 +286,7 @@ class Lab:
         """One lab command at a time per state directory."""
         path = self.settings.state_dir / "lock"
         with open(path, "a") as handle:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise LabError(f"another lab command holds {path} for over {LOCK_TIMEOUT:.0f} s",
-                                       hint="wait for it to finish, or find it with `fuser -v " + str(path) + "`"
-                                       ) from None
-                    time.sleep(0.2)
+            wait_for_lock(handle, timeout=LOCK_TIMEOUT, what="another lab command in this state directory")
             try:
                 yield
             finally:
