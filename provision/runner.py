@@ -82,6 +82,7 @@ class Runner:
         self.shared: RunShared | None = None
         self._vars_files: dict[int, list[dict[str, Any]]] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
+        self._limit: set[str] | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
 
     # -- preparation: everything that can be wrong with the input, before any host is touched ------
@@ -93,6 +94,7 @@ class Runner:
         self.shared = RunShared(options=self.options, templar=templar, reporter=self.reporter,
                                 redactor=self.redactor, file_dirs=[base, self.options.project_dir])
         limit = {h.name for h in self.inventory.select(self.options.limit)} if self.options.limit else None
+        self._limit = limit
         if limit is not None and not limit:
             raise InventoryError(f"--limit {self.options.limit!r} matches no host")
         for play in playbook.plays:
@@ -169,7 +171,7 @@ class Runner:
             self.prepare(playbook)
         assert self.shared is not None
         shared = self.shared
-        limit = {h.name for h in self.inventory.select(self.options.limit)} if self.options.limit else None
+        limit = self._limit
         try:
             for play in playbook.plays:
                 if shared.cancel.is_set() or not self._run_play(play, limit):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +107,6 @@ class HostState:
                 else:
                     spec = self.spec
                     if spec.become_password is None and shared.options.become_password is not None:
-                        from dataclasses import replace
-
                         spec = replace(spec, become_password=shared.options.become_password)
                     self._connection = SSHConnection(spec, known_hosts=shared.options.known_hosts,
                                                      ssh_config=shared.options.ssh_config,
