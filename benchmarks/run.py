@@ -23,6 +23,7 @@ The lab is brought down at the end unless ``--keep-lab``.
 from __future__ import annotations
 
 import argparse
+import compileall
 import io
 import json
 import os
@@ -136,6 +137,9 @@ def provision_snapshot(ref: str, results_dir: Path) -> tuple[Path, str]:
                                  check=True, capture_output=True, timeout=120).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
+    # Byte-compile as `pip install` does: the peers' packages come compiled, and a shell with
+    # PYTHONDONTWRITEBYTECODE set would otherwise make provision compile itself on every run.
+    compileall.compile_dir(dest / "provision", quiet=1)
     return dest, sha
 
 

@@ -39,16 +39,19 @@ class Lookahead:
         script = module.probe(args)
         if script is None:
             return None
-        if task.delegate_to or fresh:
-            return HostContext(connection, host=self.run.host.name, variables={},
-                               become_user=become_user).run(script, readonly=True).stdout
         key: ProbeKey = (become_user, script)
-        cached = self.run.host.probes.get(key)
-        if cached is not None:
-            return cached
-        ahead = [k for k in (*self._own_items(task), *self._lookahead(task)) if self.run.host.probes.get(k) is None]
-        answers = self._send_batch([key, *ahead], connection)
-        return answers.get(key, "")
+        if not (task.delegate_to or fresh):
+            cached = self.run.host.probes.get(key)
+            if cached is not None:
+                return cached
+            ahead = [k for k in (*self._own_items(task), *self._lookahead(task))
+                     if self.run.host.probes.get(k) is None]
+            answer = self._send_batch([key, *ahead], connection).get(key)
+            if answer is not None:
+                return answer
+        # Alone, outside any batch: delegated, asked fresh, or its batch answer did not line up.
+        return HostContext(connection, host=self.run.host.name, variables={},
+                           become_user=become_user).run(script, readonly=True).stdout
 
     def _send_batch(self, keys: list[ProbeKey], connection: Connection) -> dict[ProbeKey, str]:
         """Run the probes, one script per user; ``keys[0]`` is the current task's, the rest lookahead."""

@@ -49,23 +49,56 @@ _ISOLATE = re.compile(r"\b(exit|cd|trap|set|export|umask|exec|return)\b")
 
 
 def batch_script(scripts: Sequence[str], nonce: str) -> str:
-    """One script running every probe, each answer after a marker line."""
-    parts = []
+    """One script running every probe, each answer after a marker line.
+
+    ``pv_stat`` defers its ``stat`` and checksum to one ``pv_flush`` at the end (see
+    ``provision.tasks.shell``), except in an isolated probe, whose bookkeeping would die with
+    its subshell.
+    """
+    parts = [f"_pv_tok={nonce}; _pv_n=0; _pv_m=0; _pv_paths=; _pv_sums="]
     for index, script in enumerate(scripts):
-        opening, closing = ("(", ")") if _ISOLATE.search(script) else ("{", "}")
+        opening, closing = ("( _pv_tok=;", ")") if _ISOLATE.search(script) else ("{", "}")
         parts.append(f"printf '\\n@@pv-{nonce} {index}\\n'\n{opening} {script}\n{closing} 2>/dev/null </dev/null")
+    parts.append("{ pv_flush; } 2>/dev/null </dev/null; _pv_tok=")
     return "\n".join(parts) + "\n"
 
 
 def split_answers(output: str, count: int, nonce: str) -> list[str | None]:
-    """Cut a batch's stdout into per-probe answers; a missing section is None."""
+    """Cut a batch's stdout into per-probe answers; a missing section is None.
+
+    Deferred ``pv_stat`` placeholders are filled from the flush's sections. If the host's
+    answers do not line up (a path vanished between the check and the flush), every answer that
+    still holds a placeholder is None, so its task checks again on its own.
+    """
     answers: list[str | None] = [None] * count
     marker = f"\n@@pv-{nonce} "
-    chunks = output.split(marker)
-    for chunk in chunks[1:]:
+    stats: list[str] | None = None
+    sums: list[str] | None = None
+    expected = (0, 0)
+    for chunk in output.split(marker)[1:]:
         head, _, body = chunk.partition("\n")
         if head.isdigit() and int(head) < count:
             answers[int(head)] = body
+        elif head.startswith("stat "):
+            stats = body.splitlines()
+            n_stats, _, n_sums = head[5:].partition(" ")
+            expected = (int(n_stats or 0), int(n_sums or 0))
+        elif head == "sum":
+            sums = [line.lstrip("\\")[:64] for line in body.splitlines() if line]
+    if stats is None:
+        return answers
+    stats = [line for line in stats if line]
+    complete = sums is not None and (len(stats), len(sums)) == expected
+    placeholder = re.compile(rf"@@pv-{nonce}([#$])(\d+)")
+
+    def fill(match: re.Match[str]) -> str:
+        assert sums is not None
+        index = int(match[2]) - 1
+        return stats[index] if match[1] == "#" else sums[index]
+
+    for index, answer in enumerate(answers):
+        if answer is not None and f"@@pv-{nonce}" in answer:
+            answers[index] = placeholder.sub(fill, answer) if complete else None
     return answers
 
 
