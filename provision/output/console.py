@@ -85,7 +85,7 @@ class ConsoleReporter:
                 blocks.append(render.diff_block(event.diff))
             if event.data and self.verbosity >= 2:
                 blocks.append(render.data_block(scrub_data(self.redactor, event.data)))
-            self._print(Group(*blocks))
+            self._print(Group(*blocks) if len(blocks) > 1 else line)
             self._forget(event.host)
 
     def host_unreachable(self, event: HostUnreachable) -> None:
@@ -126,8 +126,18 @@ class ConsoleReporter:
         )
 
     def _print(self, renderable: RenderableType) -> None:
-        self.console.print(renderable, highlight=False, markup=False, emoji=False)
+        if isinstance(renderable, Text) and self._writes_plain_line(renderable.plain):
+            # Rich would print exactly this; a converged run prints hundreds of such lines.
+            self.console.file.write(renderable.plain + "\n")
+        else:
+            self.console.print(renderable, highlight=False, markup=False, emoji=False)
         self._printed = True
+
+    def _writes_plain_line(self, plain: str) -> bool:
+        """True when ``plain`` would come out of rich unchanged: no colours, no wrapping, nothing to expand."""
+        console = self.console
+        return (console.color_system is None and not console.record and not console.is_terminal
+                and plain.isascii() and plain.isprintable() and len(plain) <= console.width)
 
     def _forget(self, host: str) -> None:
         if self._running.pop(host, None) is not None:

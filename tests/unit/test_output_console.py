@@ -307,3 +307,24 @@ def test_lines_from_many_threads_stay_whole() -> None:
     for host in hosts:
         for number in range(20):
             assert f"changed  {host}  task {number} (command)\n         {host} {number}\n" in text
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        done("ok"),
+        done("skipped", item="a" * 30),
+        done("ok", task="x" * 90),
+        done("ok", task="Größe prüfen 表"),
+        done("ok", task="tab\there"),
+        done("changed", msg="done", diff="--- a\n+++ b\n"),
+    ],
+)
+def test_plain_lines_written_directly_match_rich(event: TaskDone) -> None:
+    """Short plain lines skip rich's rendering; the text must be what rich prints."""
+    direct = reporter()
+    through_rich = reporter()
+    through_rich.console.record = True  # recording keeps every line on rich's path
+    direct.task_done(event)
+    through_rich.task_done(event)
+    assert output(direct.console) == output(through_rich.console)
