@@ -189,7 +189,7 @@ class SSHConnection(_BytesConnection):
         self._pin_host_keys(conn)
         target = f"{conn.user}@{conn.host}:{conn.port}"
         try:
-            conn.open()
+            self._open(conn)
         except HostKeyError:
             raise
         except paramiko.BadHostKeyException as exc:
@@ -213,6 +213,43 @@ class SSHConnection(_BytesConnection):
             ) from None
         self.login_user = conn.user
         return conn
+
+    def _open(self, conn: Any) -> None:
+        """Open ``conn`` (over our own socket unless a gateway carries it); nothing stays open on failure."""
+        sock = None
+        try:
+            if not conn.gateway:
+                sock = self._tcp_socket(conn.host, int(conn.port))
+                conn.connect_kwargs["sock"] = sock
+            conn.open()
+            self._no_delay_on_gateways(conn.gateway)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            if sock is not None:
+                sock.close()
+            raise
+
+    def _tcp_socket(self, host: str, port: int) -> socket.socket:
+        """A connected TCP socket with Nagle's algorithm off.
+
+        SSH sends small messages back to back (channel open, exec, data, EOF). With Nagle on, the
+        second waits for the host's delayed ACK, about 40 ms: every script cost ~48 ms instead of
+        ~6, and the handshake ~70 ms instead of ~25. OpenSSH sets TCP_NODELAY too; paramiko,
+        making its own socket, does not.
+        """
+        sock = socket.create_connection((host, port), timeout=self._connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    @staticmethod
+    def _no_delay_on_gateways(gateway: Any) -> None:
+        """Turn Nagle off on the sockets of gateway hops too (paramiko made them; see ``_tcp_socket``)."""
+        while gateway is not None and not isinstance(gateway, str):
+            sock = getattr(getattr(gateway, "transport", None), "sock", None)
+            if isinstance(sock, socket.socket):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            gateway = getattr(gateway, "gateway", None)
 
     def _pin_host_keys(self, conn: Any) -> None:
         """Replace Fabric's AutoAddPolicy by a refusal, on this hop and every gateway hop."""

@@ -159,6 +159,24 @@ def test_unknown_and_changed_host_keys_are_refused(sshd: SshServer, tmp_path: Pa
     assert "DIFFERENT host key" in output and "ssh-keygen -R" in output
 
 
+def test_ssh_config_proxyjump_reaches_the_host_through_a_gateway(sshd: SshServer, tmp_path: Path) -> None:
+    """An ssh_config ProxyJump is honoured: both hops are checked against known_hosts."""
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host jump\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User root\n  IdentityFile {sshd.key}\n"
+        f"  UserKnownHostsFile {sshd.known_hosts}\n"
+        f"Host behind\n  HostName 127.0.0.1\n  ProxyJump jump\n"
+    )
+    inventory = sshd.inventory(tmp_path / "inventory.yml")
+    inventory.write_text(inventory.read_text().replace("ssh_host: 127.0.0.1", "ssh_host: behind"))
+    logins = sshd.log.read_text(errors="replace").count("Accepted publickey")
+    result = provision("run", "all", "--ssh-config", str(config), "--", "echo", "via-$(id -un)", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "via-root" in result.stdout
+    # Two logins: the jump hop, then the host through the jump hop's forwarded channel.
+    assert sshd.log.read_text(errors="replace").count("Accepted publickey") - logins == 2
+
+
 def test_unreachable_host_is_reported_and_others_finish(sshd: SshServer, tmp_path: Path) -> None:
     from .conftest import free_port
 
