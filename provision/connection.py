@@ -359,6 +359,12 @@ class SSHConnection(_BytesConnection):
                         break
                     err.append(chunk)
                 return int(channel.recv_exit_status())
+            if channel.eof_received:
+                # No more output, the exit status is on its way. The channel's pipe stays readable
+                # after EOF, so select would return at once: wait for the status itself instead of
+                # spinning, which took the interpreter lock from every other host's transport.
+                channel.status_event.wait(0.2)
+                continue
             select.select([channel], [], [], 0.2)
 
 
