@@ -48,16 +48,26 @@ class ProbeCache:
 _ISOLATE = re.compile(r"\b(exit|cd|trap|set|export|umask|exec|return)\b")
 
 
+# A pv_stat that may run in a subshell (command substitution, pipeline, parentheses) cannot
+# defer: its bookkeeping would die with the subshell and its placeholder would be misnumbered.
+_SUBSHELL = re.compile(r"\$\(|`|\(|(?<!\|)\|(?!\|)")
+
+
 def batch_script(scripts: Sequence[str], nonce: str) -> str:
     """One script running every probe, each answer after a marker line.
 
     ``pv_stat`` defers its ``stat`` and checksum to one ``pv_flush`` at the end (see
-    ``provision.tasks.shell``), except in an isolated probe, whose bookkeeping would die with
-    its subshell.
+    ``provision.tasks.shell``), except where it may run in a subshell: in an isolated probe, or
+    in a probe with a command substitution, a pipe or parentheses.
     """
     parts = [f"_pv_tok={nonce}; _pv_n=0; _pv_m=0; _pv_paths=; _pv_sums="]
     for index, script in enumerate(scripts):
-        opening, closing = ("( _pv_tok=;", ")") if _ISOLATE.search(script) else ("{", "}")
+        if _ISOLATE.search(script):
+            opening, closing = "( _pv_tok=;", ")"
+        elif "pv_stat" in script and _SUBSHELL.search(script):
+            opening, closing = "{ _pv_tok=;", f"_pv_tok={nonce}; }}"
+        else:
+            opening, closing = "{", "}"
         parts.append(f"printf '\\n@@pv-{nonce} {index}\\n'\n{opening} {script}\n{closing} 2>/dev/null </dev/null")
     parts.append("{ pv_flush; } 2>/dev/null </dev/null; _pv_tok=")
     return "\n".join(parts) + "\n"

@@ -21,10 +21,11 @@ quote = shlex.quote
 
 # pv_stat PATH [sum]: one line "TYPE<TAB>MODE<TAB>OWNER<TAB>GROUP<TAB>SIZE<TAB>SHA256<TAB>LINK"
 # or "absent". TYPE is file|directory|link|other; SHA256 is "-" unless asked for a regular file.
-# Inside a probe batch (``_pv_tok`` set, see provision.probes) the stat and the checksum are
-# deferred: the line carries placeholders, and ``pv_flush`` at the end of the batch runs one
-# ``stat`` and one ``sha256sum`` for every path, which the control host puts back in place. A
-# converged host then runs two processes per batch instead of four per file.
+# Inside a probe batch (``_pv_tok`` set where pv_stat runs in the batch's own shell, see
+# provision.probes) the stat and the checksum are deferred: the line carries placeholders, and
+# ``pv_flush`` at the end of the batch runs one ``stat`` and one ``sha256sum`` for every path,
+# which the control host puts back in place. A converged host then runs two processes per batch
+# instead of four per file.
 SHELL_LIB = r"""
 _pv_nl='
 '

@@ -70,6 +70,20 @@ def test_many_probes_share_two_processes(tree: Path) -> None:
     assert len(set(answers)) == 1 and parse_stat(answers[0]).size == 6
 
 
+def test_pv_stat_in_a_subshell_answers_at_once(tree: Path) -> None:
+    """In a command substitution or a pipeline pv_stat cannot defer; the batch keeps it immediate."""
+    plain, empty, dash = (quote(str(tree / name)) for name in ("dir/plain.conf", "empty", "-dash"))
+    scripts = [
+        f"pv_stat {empty} sum",
+        f'line=$(pv_stat {dash} sum); echo "got $line"',
+        f"pv_stat {quote(str(tree / 'dir'))} | cat",
+        f"pv_stat {plain} sum",
+    ]
+    alone = [sh(script) for script in scripts]
+    assert batched(scripts) == alone
+    assert "@@pv" not in "".join(alone)
+
+
 def test_a_path_gone_before_the_flush_is_checked_again_alone(tree: Path) -> None:
     """If the flush's stat misses a path, every deferred answer is dropped rather than misread."""
     victim = quote(str(tree / "empty"))
