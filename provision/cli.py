@@ -182,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     recorder = _Recorder()
     code = _run_playbook(args, playbook, pattern=args.pattern, extra_reporter=recorder)
     if not args.json:
-        _print_outputs(recorder)
+        _print_outputs(recorder, args.redactor)
     return code
 
 
@@ -255,16 +255,14 @@ def _run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str 
     from .output import build_reporter
     from .output.multi import MultiReporter
     from .runner import Runner
-    from .secrets import Redactor
 
     options = _run_options(args, pattern)
     inventory = _load_inventory(args)
-    redactor = Redactor()
+    redactor: Redactor = args.redactor
     reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor)
     if extra_reporter is not None:
         reporter = MultiReporter(reporter, extra_reporter)
     runner = Runner(inventory, options, reporter, redactor=redactor)
-    _REDACTOR[0] = redactor
     runner.prepare(playbook)
     with _interrupts(runner.interrupt):
         try:
@@ -365,8 +363,7 @@ class _Recorder:
         self.results.append(event)
 
 
-def _print_outputs(recorder: _Recorder) -> None:
-    redactor = _REDACTOR[0]
+def _print_outputs(recorder: _Recorder, redactor: Redactor) -> None:
     for event in recorder.results:
         if event.module not in ("shell", "command"):
             continue
@@ -375,10 +372,7 @@ def _print_outputs(recorder: _Recorder) -> None:
         for stream in ("stdout", "stderr"):
             text = str(event.data.get(stream) or "").rstrip("\n")
             if text:
-                print(redactor(text) if redactor else text)
-
-
-_REDACTOR: list[Redactor | None] = [None]
+                print(redactor(text))
 
 
 def _print_explain(inventory: Inventory, host: str, show_secrets: bool) -> None:
@@ -419,6 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     if command is not None:
         args.cmd = [*args.cmd, *command]
+    from .secrets import Redactor
+
+    # One redactor for the whole command: the run fills it with the inventory's secrets, and an
+    # error raised anywhere afterwards is scrubbed by it too.
+    args.redactor = Redactor()
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -437,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .errors import ProvisionError
         from .output import render_error
 
-        render_error(Console(stderr=True), exc, verbosity, redactor=_REDACTOR[0])
+        render_error(Console(stderr=True), exc, verbosity, redactor=args.redactor)
         return exc.exit_code if isinstance(exc, ProvisionError) else 1
 
 
