@@ -97,18 +97,23 @@ def split_answers(output: str, count: int, nonce: str) -> list[str | None]:
             sums = [line.lstrip("\\")[:64] for line in body.splitlines() if line]
     if stats is None:
         return answers
-    stats = [line for line in stats if line]
-    complete = sums is not None and (len(stats), len(sums)) == expected
+    values = {"#": [line for line in stats if line], "$": sums or []}
+    complete = sums is not None and (len(values["#"]), len(values["$"])) == expected
     placeholder = re.compile(rf"@@pv-{nonce}([#$])(\d+)")
 
     def fill(match: re.Match[str]) -> str:
-        assert sums is not None
+        found = values[match[1]]
         index = int(match[2]) - 1
-        return stats[index] if match[1] == "#" else sums[index]
+        if not 0 <= index < len(found):
+            raise LookupError(match[0])
+        return found[index]
 
     for index, answer in enumerate(answers):
         if answer is not None and f"@@pv-{nonce}" in answer:
-            answers[index] = placeholder.sub(fill, answer) if complete else None
+            try:
+                answers[index] = placeholder.sub(fill, answer) if complete else None
+            except LookupError:  # numbered by a pv_stat that ran in a subshell after all
+                answers[index] = None
     return answers
 
 

@@ -44,7 +44,7 @@ pv_stat() {
     return 0
   fi
   _pv_s=-
-  if [ "$_pv_t" = file ] && [ "${2:-}" = sum ]; then _pv_s=$(sha256sum < "$1"); _pv_s=${_pv_s%% *}; fi
+  if [ "$_pv_t" = file ] && [ "${2:-}" = sum ] && [ -r "$1" ]; then _pv_s=$(sha256sum < "$1"); _pv_s=${_pv_s%% *}; fi
   printf '%s\t%s\t%s\n' "$_pv_t" "$(stat -c '%a	%U	%G	%s' -- "$1")" "$_pv_s	$_pv_l"
 }
 pv_flush() {

@@ -108,3 +108,11 @@ def test_split_answers_fills_placeholders_and_keeps_missing_sections_none() -> N
               f"\n@@pv-{nonce} stat 1 1\n644\troot\troot\t6\n"
               f"\n@@pv-{nonce} sum\n\\{'a' * 64}  /odd\\\\name\n")
     assert split_answers(output, 3, nonce) == [f"file\t644\troot\troot\t6\t{'a' * 64}\t-\n", None, "plain\n"]
+
+
+def test_split_answers_drops_an_answer_whose_placeholder_has_no_value() -> None:
+    nonce = "abc123"
+    output = (f"\n@@pv-{nonce} 0\ndirectory\t@@pv-{nonce}#1\t-\t-\n"
+              f"\n@@pv-{nonce} 1\ndirectory\t@@pv-{nonce}#2\t-\t-\n"
+              f"\n@@pv-{nonce} stat 1 0\n755\troot\troot\t4096\n\n@@pv-{nonce} sum\n")
+    assert split_answers(output, 2, nonce) == ["directory\t755\troot\troot\t4096\t-\t-\n", None]
