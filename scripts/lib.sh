@@ -58,5 +58,8 @@ install_python_env() {
   fi
   retry 3 "$VENV/bin/pip" install -q --upgrade pip
   retry 3 "$VENV/bin/pip" install -q -e "$spec"
+  # An editable install is not byte-compiled, and with PYTHONDONTWRITEBYTECODE set (as on some
+  # CI machines) every `provision` run would compile the package again: compile it once here.
+  "$VENV/bin/python" -m compileall -q "$PWD/provision" >/dev/null
   export PATH="$VENV/bin:$PATH"
 }
