@@ -136,7 +136,8 @@ class WaitFor(Module):
         if result.rc == 1 and elapsed is not None:
             last = result.stderr.strip().splitlines()[-1:] or [""]
             detail = f" (last error: {last[0]})" if last[0] else ""
-            return TaskResult.failed(f"timed out after {elapsed}s waiting for {what}{detail}", **data)
+            # The timeout the user set, not the host's whole-second clock (which can read one more).
+            return TaskResult.failed(f"timed out after {timeout}s waiting for {what}{detail}", **data)
         return TaskResult.from_command(f"waiting for {what}", result)
 
 
