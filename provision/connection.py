@@ -26,7 +26,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -222,7 +222,8 @@ class SSHConnection(_BytesConnection):
                 sock = self._tcp_socket(conn.host, int(conn.port))
                 conn.connect_kwargs["sock"] = sock
             conn.open()
-            self._no_delay_on_gateways(conn.gateway)
+            for hop in _hops(conn):  # gateway hops' sockets were made by paramiko, with Nagle on
+                _no_delay(getattr(hop.transport, "sock", None))
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -239,30 +240,18 @@ class SSHConnection(_BytesConnection):
         making its own socket, does not.
         """
         sock = socket.create_connection((host, port), timeout=self._connect_timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _no_delay(sock)
         return sock
-
-    @staticmethod
-    def _no_delay_on_gateways(gateway: Any) -> None:
-        """Turn Nagle off on the sockets of gateway hops too (paramiko made them; see ``_tcp_socket``)."""
-        while gateway is not None and not isinstance(gateway, str):
-            sock = getattr(getattr(gateway, "transport", None), "sock", None)
-            if isinstance(sock, socket.socket):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            gateway = getattr(gateway, "gateway", None)
 
     def _pin_host_keys(self, conn: Any) -> None:
         """Replace Fabric's AutoAddPolicy by a refusal, on this hop and every gateway hop."""
-        hop = conn
-        while hop is not None and hasattr(hop, "client"):
+        for hop in _hops(conn):
             hop.client.set_missing_host_key_policy(_reject_unknown(self.name))
             default = Path.home() / ".ssh" / "known_hosts"
             if default.exists():
                 hop.client.load_host_keys(str(default))
             for path in self._known_hosts:
                 hop.client.load_host_keys(str(path))
-            gateway = getattr(hop, "gateway", None)
-            hop = gateway if gateway is not None and not isinstance(gateway, str) else None
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -417,6 +406,21 @@ class LocalConnection(_BytesConnection):
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+def _hops(conn: Any) -> Iterator[Any]:
+    """A Fabric connection, then each gateway connection it goes through (a ProxyCommand string ends it)."""
+    hop = conn
+    while hop is not None and hasattr(hop, "client"):
+        yield hop
+        gateway = getattr(hop, "gateway", None)
+        hop = gateway if gateway is not None and not isinstance(gateway, str) else None
+
+
+def _no_delay(sock: object) -> None:
+    """Nagle off on a TCP socket (see ``SSHConnection._tcp_socket``); a channel-backed hop is left alone."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _current_user() -> str:

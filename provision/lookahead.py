@@ -123,7 +123,7 @@ class Lookahead:
                 continue
             try:
                 keys.extend(self._task_keys(task))
-            except (ProvisionError, Exception):
+            except Exception:  # arguments not knowable yet (a later fact, a bad template): stop here
                 break
             if len(keys) >= max_keys:
                 break
