@@ -328,3 +328,13 @@ def test_plain_lines_written_directly_match_rich(event: TaskDone) -> None:
     direct.task_done(event)
     through_rich.task_done(event)
     assert output(direct.console) == output(through_rich.console)
+
+
+def test_a_short_plain_line_takes_the_direct_path() -> None:
+    """So the comparison above really compares the direct path with rich's."""
+    direct = reporter()
+    assert direct._writes_plain_line("ok       app1  Install packages (packages)")
+    assert not direct._writes_plain_line("x" * 81)
+    assert not direct._writes_plain_line("Größe")
+    direct.console.record = True
+    assert not direct._writes_plain_line("ok")
