@@ -132,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     modules.add_argument("name", nargs="?", help="one module's arguments")
     modules.set_defaults(func=cmd_modules)
 
+    from .commands import register_all
     from .lab.cli import add_lab_parser, run_lab
+
+    register_all(commands, common)
 
     add_lab_parser(commands)  # type: ignore[arg-type]
     commands.choices["lab"].set_defaults(func=run_lab)
@@ -146,7 +149,7 @@ def cmd_playbook(args: argparse.Namespace) -> int:
     from .playbook import load_playbook
 
     playbook = load_playbook(args.file)
-    return _run_playbook(args, playbook, pattern=args.pattern)
+    return run_playbook(args, playbook, pattern=args.pattern)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -157,7 +160,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     path = project if project.exists() else builtin_dir("playbooks") / "deploy.yml"
     if not path.exists():
         raise OptionsError(f"no deploy playbook found ({path})")
-    return _run_playbook(args, load_playbook(path), pattern=args.group)
+    return run_playbook(args, load_playbook(path), pattern=args.group)
 
 
 def _adhoc(name: str, module: str, module_args: dict[str, Any], *, gather: bool = False,
@@ -180,14 +183,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     become = True if args.become or args.become_user else None
     playbook = _adhoc(command, "shell", {"cmd": command}, become=become, become_user=args.become_user)
     recorder = _Recorder()
-    code = _run_playbook(args, playbook, pattern=args.pattern, extra_reporter=recorder)
+    code = run_playbook(args, playbook, pattern=args.pattern, extra_reporter=recorder)
     if not args.json:
         _print_outputs(recorder, args.redactor)
     return code
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    return _run_playbook(args, _adhoc("ping", "ping", {}), pattern=args.pattern)
+    return run_playbook(args, _adhoc("ping", "ping", {}), pattern=args.pattern)
 
 
 def cmd_facts(args: argparse.Namespace) -> int:
@@ -195,7 +198,7 @@ def cmd_facts(args: argparse.Namespace) -> int:
 
     recorder = _Recorder()
     outcome_holder: list[RunOutcome] = []
-    code = _run_playbook(args, _adhoc("facts", "", {}, gather=True), pattern=args.pattern,
+    code = run_playbook(args, _adhoc("facts", "", {}, gather=True), pattern=args.pattern,
                          extra_reporter=recorder, outcome=outcome_holder)
     if outcome_holder and not args.json:
         facts = {name: state.facts for name, state in outcome_holder[0].hosts.items() if state.facts}
@@ -206,7 +209,7 @@ def cmd_facts(args: argparse.Namespace) -> int:
 def cmd_inventory(args: argparse.Namespace) -> int:
     import json
 
-    inventory = _load_inventory(args)
+    inventory = load_inventory(args)
     if args.host:
         if args.explain:
             _print_explain(inventory, args.host, args.show_secrets)
@@ -250,21 +253,21 @@ def cmd_modules(args: argparse.Namespace) -> int:
 # -- running a playbook ----------------------------------------------------------------------------
 
 
-def _run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str | None,
+def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str | None,
                   extra_reporter: Reporter | None = None, outcome: list[RunOutcome] | None = None) -> int:
     from .output import build_reporter
     from .output.multi import MultiReporter
     from .runner import Runner
 
-    options = _run_options(args, pattern)
-    inventory = _load_inventory(args)
+    options = run_options(args, pattern)
+    inventory = load_inventory(args)
     redactor: Redactor = args.redactor
     reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor)
     if extra_reporter is not None:
         reporter = MultiReporter(reporter, extra_reporter)
     runner = Runner(inventory, options, reporter, redactor=redactor)
     runner.prepare(playbook)
-    with _interrupts(runner.interrupt):
+    with interrupts(runner.interrupt):
         try:
             result = runner.run(playbook)
         finally:
@@ -274,7 +277,7 @@ def _run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str 
     return result.exit_code
 
 
-def _run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
+def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
     from .runner import RunOptions
     from .variables import parse_extra_vars
 
@@ -308,7 +311,7 @@ def _tag_set(text: str) -> frozenset[str]:
     return frozenset(t.strip() for t in text.split(",") if t.strip())
 
 
-def _load_inventory(args: argparse.Namespace) -> Inventory:
+def load_inventory(args: argparse.Namespace) -> Inventory:
     from .errors import InventoryError
     from .inventory import Inventory
 
@@ -319,7 +322,7 @@ def _load_inventory(args: argparse.Namespace) -> Inventory:
     return Inventory.load(source)
 
 
-class _interrupts:
+class interrupts:
     """First Ctrl-C stops cleanly (running commands cut, writes stay atomic); the second one exits now."""
 
     def __init__(self, stop: Callable[[], None]) -> None:
@@ -334,7 +337,7 @@ class _interrupts:
         print("\ninterrupted: finishing running tasks cleanly (Ctrl-C again to quit now)", file=sys.stderr)
         self.stop()
 
-    def __enter__(self) -> _interrupts:
+    def __enter__(self) -> interrupts:
         self.previous = signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
         return self
