@@ -1,6 +1,6 @@
 """The ``provision`` command: parses options, calls the engine, maps the outcome to an exit code.
 
-Exit codes (DESIGN.md): 0 all hosts ok; 2 a task failed on some host; 3 some host unreachable
+Exit codes (``provision.errors``): 0 all hosts ok; 2 a task failed on some host; 3 some host unreachable
 (none failed); 4 bad input (inventory, playbook, options) and nothing ran; 130 interrupted.
 Imports are lazy: ``provision --help`` loads argparse and nothing else.
 """
@@ -244,9 +244,10 @@ def cmd_modules(args: argparse.Namespace) -> int:
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"{name:12} {summary}")
         if args.name:
+            helps = cls.arg_help()
             for arg_name, arg in cls.args.items():
                 flags = "required" if arg.required else f"default {arg.default!r}"
-                print(f"  {arg_name:22} {type_name(arg.type):14} {flags}")
+                print(f"  {arg_name:22} {type_name(arg.type):14} {flags:20} {helps[arg_name]}".rstrip())
     return 0
 
 

@@ -99,12 +99,11 @@ class HostContext:
         """Copy a file from the host to the control host."""
         self.connection.fetch(remote_path, local_path, become_user=self.become_user)
 
-    def render_template(self, name: str, extra: Mapping[str, Any] | None = None) -> RenderedTemplate:
-        """Render ``name`` from the template search path with the host's variables (+ ``extra``)."""
+    def render_template(self, name: str) -> RenderedTemplate:
+        """Render ``name`` from the template search path with the host's variables."""
         if self._renderer is None:
             raise ArgumentError("templates are not available in this context")
-        merged: Mapping[str, Any] = {**self.variables, **extra} if extra else self.variables
-        return self._renderer(name, merged)
+        return self._renderer(name, self.variables)
 
     def find_file(self, name: str) -> Path:
         """Resolve a control-host file: absolute, else under each files/ dir, else each dir itself."""

@@ -1,8 +1,8 @@
 """What the engine tells the outside world while it runs.
 
 The runner emits these events to a ``Reporter``; it never prints. The console reporter and the
-NDJSON reporter (``--json``) in ``output.py`` are the two implementations. Field names here are
-the JSON contract of DESIGN.md: ``play_start``, ``task``, ``host_unreachable``, ``recap``.
+NDJSON reporter (``--json``) in ``provision/output/`` are the two implementations. Field names
+here are the JSON contract: ``play_start``, ``task``, ``host_unreachable``, ``recap``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .apply import execute_module
 from .context import AfterChange, HostContext
 from .errors import ConnectError, ProvisionError, TemplateError
 from .events import HostStats, TaskDone, TaskStarted
@@ -298,7 +299,7 @@ class HostRun:
     def _run_module(self, module: Module, args: dict[str, Any], ctx: HostContext, state: str | None,
                     timeout: float | None) -> TaskResult:
         try:
-            return module.run(args, ctx, state)
+            return execute_module(module, args, ctx, state)
         except ProvisionError:
             raise
         except Exception as exc:  # a module bug must fail one task, not the whole run

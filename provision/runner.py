@@ -154,13 +154,7 @@ class Runner:
             if task.module == "template":
                 src = task.args.get("src")
                 if isinstance(src, str) and not is_template(src):
-                    try:
-                        templar.env.get_template(src)
-                    except Exception:
-                        searched = ", ".join(str(p) for p in templar.search_path)
-                        raise PlaybookError(f"template {src!r} not found (searched {searched})",
-                                            source=task.source,
-                                            hint="put it in templates/ beside the playbook, or fix the name") from None
+                    templar.load_file(src, source=task.source)
 
     # -- running -----------------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import jinja2.meta
 
 from .errors import Source, TemplateError
 
@@ -181,17 +180,28 @@ class Templar:
         except Exception as exc:
             raise TemplateError(f"{what}: cannot evaluate {expression[:120]!r}: {exc}", source=source) from None
 
+    def load_file(self, name: str, *, source: Source | None = None) -> jinja2.Template:
+        """A template file from the search path, compiled; a missing file or a syntax error is a TemplateError.
+
+        ``source`` (the task naming the template) is where a missing template is reported; a
+        syntax error is reported at the template's own file and line.
+        """
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            # Raised for the template itself or a template it includes: exc names the file.
+            raise TemplateError(f"template syntax error: {exc.message}",
+                                source=Source(exc.filename or name, exc.lineno),
+                                hint=f"fix the Jinja2 syntax of template {name!r} at that line") from None
+        except jinja2.TemplateNotFound as exc:
+            searched = ", ".join(str(p) for p in self.search_path) or "(empty search path)"
+            missing = f"template {name!r}" if exc.name in (None, name) else f"template {exc.name!r} (used by {name!r})"
+            raise TemplateError(f"{missing} not found (searched {searched})", source=source,
+                                hint="put it in templates/ beside the playbook, or fix the name") from None
+
     def render_file(self, name: str, variables: Mapping[str, Any]) -> tuple[str, str]:
         """Render a template file from the search path; returns (text, path of the file used)."""
-        try:
-            template = self.env.get_template(name)
-        except jinja2.TemplateNotFound:
-            searched = ", ".join(str(p) for p in self.search_path) or "(empty search path)"
-            raise TemplateError(f"template {name!r} not found (searched {searched})",
-                                hint="put it in the project's templates/ directory, or fix the name") from None
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}",
-                                source=Source(exc.filename or name, exc.lineno)) from None
+        template = self.load_file(name)
         filename = template.filename or name
         text = self._run(template, self.variables(variables), Source(filename), f"template {name!r}")
         return str(text), filename
@@ -210,13 +220,6 @@ class Templar:
         except Exception as exc:
             raise TemplateError(f"{what}: {type(exc).__name__}: {exc}",
                                 source=_line_from_traceback(exc, source, template)) from None
-
-    def undeclared(self, text: str) -> set[str]:
-        """Names a template string reads (for lookahead: does a task depend on a registered var?)."""
-        try:
-            return jinja2.meta.find_undeclared_variables(self.env.parse(text))
-        except jinja2.TemplateSyntaxError:
-            return set()
 
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)

@@ -117,7 +117,7 @@ class TaskContext(Protocol):
         """Copy a file from the host to the control host."""
         ...
 
-    def render_template(self, name: str, extra: Mapping[str, Any] | None = None) -> RenderedTemplate:
+    def render_template(self, name: str) -> RenderedTemplate:
         """Render a template from the project's or the built-in ``templates/`` with the host's vars."""
         ...
 
@@ -190,7 +190,8 @@ class Module:
     args: ClassVar[Mapping[str, Arg]] = {}
     # The argument that takes a free-form string (`command: ls -l`), if any.
     free_form: ClassVar[str | None] = None
-    # Modules that run commands whose effect cannot be predicted are skipped in check mode.
+    # A module that cannot tell what it would do without doing it sets this False: the engine
+    # then skips it in check mode (with ``check_mode_msg``), as Ansible skips such modules.
     supports_check: ClassVar[bool] = True
     # Modules that take arbitrary names as arguments (set_fact) skip name validation.
     free_args: ClassVar[bool] = False
@@ -205,6 +206,10 @@ class Module:
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         """Compare, then change the host unless ``ctx.check``; return the result."""
         raise NotImplementedError
+
+    def check_mode_msg(self, args: dict[str, Any]) -> str:
+        """Why a module without check-mode support was skipped in check mode."""
+        return f"skipped in check mode: {self.name} cannot tell what it would do without doing it"
 
     # -- argument handling shared by every module -------------------------------------------------
 
@@ -255,6 +260,16 @@ class Module:
             if arg.required and out[name] in (None, ""):
                 raise ArgumentError(f"module {cls.name!r}: argument {name!r} must not be empty")
         return out
+
+    @classmethod
+    def arg_help(cls) -> dict[str, str]:
+        """Each argument's help: its ``Arg.help``, else its ``name: text`` line in the class docstring."""
+        documented: dict[str, str] = {}
+        for line in (cls.__doc__ or "").splitlines():
+            name, sep, text = line.strip().partition(": ")
+            if sep and name in cls.args and name not in documented:
+                documented[name] = text.strip()
+        return {name: arg.help or documented.get(name, "") for name, arg in cls.args.items()}
 
     @classmethod
     def secret_args(cls) -> tuple[str, ...]:

@@ -98,7 +98,6 @@ class _Runner(Module):
 
     free_form = "cmd"
     # Check mode is handled in run(): skipped unless a guard says the command would not run.
-    supports_check = True
     shell: ClassVar[bool] = False
 
     def command_line(self, args: dict[str, Any]) -> str:

@@ -122,10 +122,11 @@ class WaitFor(Module):
             if args.get(name) is not None and args[name] < 0:
                 raise ArgumentError(f"wait_for: {name} must not be negative")
 
+    def check_mode_msg(self, args: dict[str, Any]) -> str:
+        return f"would wait for {wait_condition(args)[1]}"
+
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         _, what = wait_condition(args)
-        if ctx.check:
-            return TaskResult.skipped(f"would wait for {what}")
         timeout = int(args.get("timeout") or 300)
         bound = timeout + int(args.get("delay") or 0) + 30
         result = ctx.run(wait_script(args), timeout=bound, readonly=True)
@@ -282,10 +283,11 @@ class HttpCheck(Module):
             if args.get(name) is not None and args[name] < 0:
                 raise ArgumentError(f"http_check: {name} must not be negative")
 
+    def check_mode_msg(self, args: dict[str, Any]) -> str:
+        return f"would check {args['url']}"
+
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         url = args["url"]
-        if ctx.check:
-            return TaskResult.skipped(f"would check {url}")
         attempts = int(args.get("retries") or 0) + 1
         bound = attempts * (int(args.get("timeout") or 10) + int(args.get("delay") or 1) + 5) + 30
         result = ctx.run(http_script(args), timeout=bound, readonly=True)

@@ -81,7 +81,7 @@ class FakeContext:
     def fetch(self, remote_path: str, local_path: Path) -> None:
         local_path.write_bytes(self.fetched[remote_path])
 
-    def render_template(self, name: str, extra: Mapping[str, Any] | None = None) -> Any:
+    def render_template(self, name: str) -> Any:
         from provision.tasks.base import RenderedTemplate
 
         return RenderedTemplate(self.templates[name], name)

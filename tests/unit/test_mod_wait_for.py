@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.wait_for import HttpCheck, WaitFor, http_statuses, parse_http_output, wait_condition
@@ -62,8 +63,8 @@ def test_wait_only_sleeps_without_target() -> None:
 
 def test_check_mode_skips() -> None:
     ctx = FakeContext(check=True)
-    assert WaitFor().run(wargs({"port": 80}), ctx, None).status == "skipped"
-    assert HttpCheck().run(args_of(HttpCheck, {"url": "http://127.0.0.1/"}), ctx, None).status == "skipped"
+    assert execute_module(WaitFor(), wargs({"port": 80}), ctx, None).status == "skipped"
+    assert execute_module(HttpCheck(), args_of(HttpCheck, {"url": "http://127.0.0.1/"}), ctx, None).status == "skipped"
     assert ctx.calls == []
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from provision.errors import TemplateError
 from provision.events import HostUnreachable, PlayStarted, Recap, TaskDone, TaskStarted
 from provision.inventory import Inventory
 from provision.playbook import load_playbook
@@ -330,3 +331,21 @@ def test_loop_items_are_probed_in_one_batch_with_the_tasks_after_them(tmp_path: 
     code, rec, runner = run(tmp_path, playbook)
     assert code == 0 and {s for _, s in rec.statuses()} == {"ok"}
     assert runner.hosts["h1"].sessions == 1
+
+
+def test_template_with_a_syntax_error_names_file_line_and_error(tmp_path: Path) -> None:
+    """A template that exists but does not parse is a syntax error at its line, not "not found"."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "broken.j2").write_text("line one\n{% if x %}\nno endif\n")
+    with pytest.raises(TemplateError) as raised:
+        run(tmp_path, """\
+            - hosts: all
+              gather_facts: false
+              tasks:
+                - template: {src: broken.j2, dest: "{{ work }}/out"}
+            """)
+    text = str(raised.value)
+    assert "not found" not in text
+    assert str(tmp_path / "templates" / "broken.j2") + ":3:" in text
+    assert "template syntax error: Unexpected end of template" in text
+    assert raised.value.exit_code == 4
