@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Run a playbook file against the inventory.")
     playbook.add_argument("file", type=Path, help="playbook YAML file")
     playbook.add_argument("pattern", nargs="?", help="run only on hosts matching this pattern (like --limit)")
+    playbook.add_argument("--explain-var", metavar="NAME", help="run nothing: show NAME's value per host and play, "
+                          "with the level and file:line it comes from")
     playbook.set_defaults(func=cmd_playbook)
 
     run = commands.add_parser("run", parents=[common], help="run a shell command on hosts",
@@ -149,6 +151,10 @@ def cmd_playbook(args: argparse.Namespace) -> int:
     from .playbook import load_playbook
 
     playbook = load_playbook(args.file)
+    if args.explain_var:
+        from .explainvar import print_explained
+
+        return print_explained(args, playbook, args.explain_var)
     return run_playbook(args, playbook, pattern=args.pattern)
 
 

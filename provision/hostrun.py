@@ -22,6 +22,7 @@ from .playbook import Play, Task
 from .runstate import HostState, RunShared
 from .tasks import get_module
 from .tasks.base import Module, TaskResult
+from .variables import RUNTIME, TASK_VARS, VariableLayers
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,11 @@ class _Outcome:
 class HostRun:
     """Runs one play's tasks (and handlers) on one host."""
 
-    def __init__(self, play: Play, host: HostState, shared: RunShared, play_vars: Mapping[str, Any]) -> None:
+    def __init__(self, play: Play, host: HostState, shared: RunShared, layers: VariableLayers) -> None:
         self.play = play
         self.host = host
         self.shared = shared
-        self.play_vars = play_vars
+        self.layers = layers  # the host's levels plus this play's (see provision.variables)
         self.notified: list[str] = []
         self.failed = False
         self.ended = False
@@ -162,16 +163,16 @@ class HostRun:
         return bool(tags & wanted) or ("untagged" in wanted and not tags)
 
     def variables(self, task: Task) -> dict[str, Any]:
-        """The variables a task sees, by precedence (see ``variables.py``)."""
+        """The variables a task sees, by precedence (see ``provision.variables``)."""
         inherited = self.inherited.get(task.id, Inherited())
-        return {
-            **self.play_vars,
-            **inherited.vars,
-            **task.vars,
-            **self.host.runtime,
-            **self.shared.options.extra_vars,
-            **self.host.magic,
-        }
+        if not inherited.vars:
+            return self.layers.view(TASK_VARS, task.vars)
+        return self.layers.view(TASK_VARS, {**inherited.vars, **task.vars})
+
+    def set_runtime(self, values: Mapping[str, Any], source: str) -> None:
+        """``register``/``set_fact``: for the rest of this play, and for the host's later plays."""
+        self.host.set_runtime(values, source)
+        self.layers.push(RUNTIME, source, values)
 
     def run_task(self, task: Task, *, handler: bool = False) -> None:
         if not handler and not self.selected(task):
@@ -224,11 +225,11 @@ class HostRun:
     def _finish(self, task: Task, outcome: _Outcome, results: list[tuple[TaskResult, Any]], handler: bool,
                 inherited: Inherited, variables: dict[str, Any]) -> None:
         if task.register:
-            self.host.runtime[task.register] = outcome.register
+            self.set_runtime({task.register: outcome.register}, f"register of task {task.name!r} ({task.source})")
         for result, _item in results:
             facts = result.data.get("facts") if task.module == "set_fact" else None
             if facts and result.status != "failed":
-                self.host.runtime.update(facts)
+                self.set_runtime(facts, f"set_fact task {task.name!r} ({task.source})")
         ignored = outcome.status == "failed" and self._ignored(task, inherited, variables)
         _count(self.host.stats, outcome.status, ignored)
         if outcome.status == "changed":

@@ -44,7 +44,7 @@ from .variables import (
 )
 from .yamlfile import load_yaml
 
-__all__ = ["ConnectionSpec", "Group", "Host", "Inventory", "connection_spec"]
+__all__ = ["ConnectionSpec", "Group", "Host", "Inventory", "connection_spec", "magic_variables"]
 
 GROUP_KEYS = ("hosts", "children", "vars")
 # Characters that would make a name unusable in a host pattern.
@@ -328,7 +328,6 @@ class Inventory:
         group_files = self._vars_dir_files("group_vars", self.groups)
         host_files = self._vars_dir_files("host_vars", self.hosts)
         magic_groups = {name: list(hosts) for name, hosts in self.members.items()}
-        inventory_file = str(Path(self.file).resolve()) if self.base_dir is not None else None
         for host in self.hosts.values():
             layers = host.layers
             for values in self.groups[ALL].var_maps:
@@ -348,16 +347,7 @@ class Inventory:
                 layers.push(INVENTORY_HOST, self.file, values, scope=f"host {host.name}")
             for path, values in host_files.get(host.name, []):
                 layers.push(HOST_VARS, path, values)
-            magic: dict[str, Any] = {
-                "inventory_hostname": host.name,
-                "inventory_hostname_short": _short_name(host.name),
-                "group_names": sorted(g for g in host.groups if g != ALL),
-                "groups": magic_groups,
-            }
-            if inventory_file is not None:
-                magic["inventory_file"] = inventory_file
-                magic["inventory_dir"] = str(Path(inventory_file).parent)
-            layers.push(MAGIC, self.file, magic)
+            layers.push(MAGIC, self.file, magic_variables(self, host, groups=magic_groups))
 
     def _vars_dir_files(self, kind: str, known: Mapping[str, Any]) -> dict[str, list[tuple[str, VarsMap]]]:
         if self.base_dir is None:
@@ -416,6 +406,40 @@ class Inventory:
         hostvars = {name: self.host_vars(name, show_secrets=show_secrets) for name in self.hosts}
         result["_meta"] = {"hostvars": {name: values for name, values in hostvars.items() if values}}
         return result
+
+
+def magic_variables(
+    inventory: Inventory,
+    host: Host,
+    *,
+    groups: Mapping[str, list[str]] | None = None,
+    check: bool | None = None,
+    diff: bool | None = None,
+    hostvars: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The magic variables of ``host``, with ansible-core's values (the only place they are built).
+
+    The inventory pushes the ones it knows; a run adds its mode (``check``/``diff``) and
+    ``hostvars``. ``inventory_hostname_short`` is the first label of a name, an IP address
+    whole; ``group_names`` holds every group but ``all`` (``ungrouped`` included), sorted.
+    """
+    magic: dict[str, Any] = {
+        "inventory_hostname": host.name,
+        "inventory_hostname_short": _short_name(host.name),
+        "group_names": sorted(g for g in host.groups if g != ALL),
+        "groups": groups if groups is not None else {name: list(m) for name, m in inventory.members.items()},
+    }
+    if inventory.base_dir is not None:
+        inventory_file = str(Path(inventory.file).resolve())
+        magic["inventory_file"] = inventory_file
+        magic["inventory_dir"] = str(Path(inventory_file).parent)
+    if check is not None:
+        magic["ansible_check_mode"] = check
+    if diff is not None:
+        magic["ansible_diff_mode"] = diff
+    if hostvars is not None:
+        magic["hostvars"] = hostvars
+    return magic
 
 
 def _key_source(mapping: Any, key: Any, file: str) -> Source:

@@ -327,7 +327,10 @@ def _mapping(raw: Mapping[str, Any], key: str, where: Source) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise PlaybookError(f"'{key}' must be a mapping of names to values", source=_key_source(raw, key, where))
-    return dict(value)
+    copy = YamlDict(value)  # keeps each key's line, for --explain-var
+    copy.source = getattr(value, "source", None)
+    copy.key_sources = dict(getattr(value, "key_sources", {}))
+    return copy
 
 
 def _tags(value: Any) -> frozenset[str]:

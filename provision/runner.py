@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +32,21 @@ from .errors import (
 from .events import PlayStarted, Recap, Reporter, TaskDone
 from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
-from .inventory import Host, Inventory, connection_spec
+from .inventory import Host, Inventory, connection_spec, magic_variables
 from .playbook import Play, Playbook, walk_tasks
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
 from .templating import Templar, is_template
+from .variables import DEFAULTS, EXTRA_VARS, FACTS, MAGIC, PLAY_VARS, VARS_FILES, VariableLayers
 from .yamlfile import load_yaml
+
+
+@dataclass
+class PlayFiles:
+    """A play's vars files, loaded before the run (``None``: a templated name, loaded per host)."""
+
+    defaults: list[tuple[str, Mapping[str, Any]]]
+    vars_files: list[tuple[str, Mapping[str, Any]] | None]
 
 
 @dataclass
@@ -80,8 +89,8 @@ class Runner:
         self.redactor = redactor or Redactor()
         self.hosts: dict[str, HostState] = {}
         self.shared: RunShared | None = None
-        self._vars_files: dict[int, list[dict[str, Any]]] = {}
-        self._defaults: dict[int, dict[str, Any]] = {}
+        self._play_files: dict[int, PlayFiles] = {}
+        self._hostvars: dict[str, Any] = {}
         self._limit: set[str] | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
 
@@ -97,20 +106,23 @@ class Runner:
         self._limit = limit
         if limit is not None and not limit:
             raise InventoryError(f"--limit {self.options.limit!r} matches no host")
+        self._hostvars = {name: h.vars for name, h in self.inventory.hosts.items()}
         for play in playbook.plays:
             for host in self._play_hosts(play, limit):
                 if host.name not in self.hosts:
                     self.hosts[host.name] = self._host_state(host, templar)
-            self._vars_files[id(play)] = [self._load_vars_file(play, entry) for entry in play.vars_files
-                                          if not is_template(entry)]
-            self._defaults[id(play)] = {}
-            for entry in play.defaults_files:
-                self._defaults[id(play)].update(self._load_vars_file(play, entry))
-            self._defaults[id(play)].update(play.defaults)
+            self._play_files[id(play)] = PlayFiles(
+                defaults=[self._load_vars_file(play, entry) for entry in play.defaults_files],
+                vars_files=[None if is_template(entry) else self._load_vars_file(play, entry)
+                            for entry in play.vars_files])
             self._check_templates(play, templar)
         self.redactor.add(secret_values(self.options.extra_vars))
         if self.options.become_password:
             self.redactor.add([self.options.become_password])
+
+    def play_hosts(self, play: Play) -> list[Host]:
+        """The hosts ``play`` runs on, ``--limit`` applied (after ``prepare``)."""
+        return self._play_hosts(play, self._limit)
 
     def _play_hosts(self, play: Play, limit: set[str] | None) -> list[Host]:
         try:
@@ -121,32 +133,27 @@ class Runner:
         return [h for h in hosts if limit is None or h.name in limit]
 
     def _host_state(self, host: Host, templar: Templar) -> HostState:
-        merged = {**host.vars, **self.options.extra_vars}
-        self.redactor.add(secret_values(merged))
+        """The host's levels for the run: its inventory levels, ``-e``, and the run's magic."""
+        layers = host.layers.copy(drop=(MAGIC,))
+        layers.push(EXTRA_VARS, "-e", self.options.extra_vars)
+        self.redactor.add(secret_values(layers.merged()))
+        layers.push(MAGIC, "run", magic_variables(self.inventory, host, check=self.options.check,
+                                                  diff=self.options.diff, hostvars=self._hostvars))
         try:
-            spec = connection_spec(host.name, templar.variables(merged))
+            spec = connection_spec(host.name, templar.variables(layers.merged()))
         except ProvisionError as exc:
             raise InventoryError(str(exc.message), source=exc.source or host.source, hint=exc.hint) from None
-        magic = {
-            "inventory_hostname": host.name,
-            "inventory_hostname_short": host.name.split(".")[0],
-            "group_names": sorted(g for g in host.groups if g not in ("all", "ungrouped")),
-            "groups": {name: list(members) for name, members in self.inventory.members.items()},
-            "ansible_check_mode": self.options.check,
-            "ansible_diff_mode": self.options.diff,
-            "hostvars": {name: h.vars for name, h in self.inventory.hosts.items()},
-        }
-        return HostState(host, spec, magic)
+        return HostState(host, spec, layers)
 
-    def _load_vars_file(self, play: Play, entry: Any) -> dict[str, Any]:
+    def _load_vars_file(self, play: Play, entry: Any) -> tuple[str, Mapping[str, Any]]:
         path = play.base_dir / str(entry)
         data = load_yaml(path, error=PlaybookError)
         if data is None:
-            return {}
+            return str(path), {}
         if not isinstance(data, dict):
             raise PlaybookError(f"vars file {path} must hold a mapping of names to values", source=Source(str(path)))
         self.redactor.add(secret_values(data))
-        return dict(data)
+        return str(path), data
 
     def _check_templates(self, play: Play, templar: Templar) -> None:
         """A literal template name that is not on the search path is an input error now, not mid-run."""
@@ -216,13 +223,13 @@ class Runner:
         assert self.shared is not None
         shared = self.shared
         try:
-            play_vars = self._play_vars(play, state)
+            layers = self.play_layers(play, state)
             if play.gather_facts and state.facts is None and not state.spec.local:
                 self._gather_facts(state)
-            play_vars["facts"] = state.facts or {}
+            layers.push(FACTS, "gather facts", {"facts": state.facts or {}})
             # Secrets as they will be used: rendered, so "{{ vault_pw }}" is redacted by its value.
-            shared.redactor.add(secret_values(shared.templar.variables(play_vars).resolved()))
-            run = HostRun(play, state, shared, play_vars)
+            shared.redactor.add(secret_values(shared.templar.variables(layers.merged(without=(MAGIC,))).resolved()))
+            run = HostRun(play, state, shared, layers)
             run.run()
             if run.failed:
                 state.failed = True
@@ -234,17 +241,24 @@ class Runner:
             shared.host_failed(state.name)
             self.reporter.task_done(TaskDone(state.name, "play setup", "", "failed", str(exc)))
 
-    def _play_vars(self, play: Play, state: HostState) -> dict[str, Any]:
+    def play_layers(self, play: Play, state: HostState) -> VariableLayers:
+        """The host's levels plus the play's: defaults, vars, vars_files and ``playbook_dir``."""
         assert self.shared is not None
-        merged: dict[str, Any] = {**self._defaults[id(play)], **state.host.vars, **play.vars}
-        for data in self._vars_files[id(play)]:
-            merged.update(data)
-        for entry in play.vars_files:
-            if is_template(entry):
-                name = self.shared.templar.render_string(entry, merged, source=play.source, what="vars_files")
-                merged.update(self._load_vars_file(play, name))
-        merged["playbook_dir"] = str(play.base_dir)
-        return merged
+        files = self._play_files[id(play)]
+        layers = state.layers.copy()
+        where = str(play.source.file)
+        for path, data in files.defaults:
+            layers.push(DEFAULTS, path, data)
+        layers.push(DEFAULTS, where, play.defaults)
+        layers.push(PLAY_VARS, where, play.vars)
+        for entry, loaded in zip(play.vars_files, files.vars_files, strict=True):
+            if loaded is None:  # a templated name: rendered with what the play knows so far
+                name = self.shared.templar.render_string(entry, layers.merged(), source=play.source,
+                                                         what="vars_files")
+                loaded = self._load_vars_file(play, name)
+            layers.push(VARS_FILES, *loaded)
+        layers.push(MAGIC, where, {"playbook_dir": str(play.base_dir)})
+        return layers
 
     def _gather_facts(self, state: HostState) -> None:
         assert self.shared is not None

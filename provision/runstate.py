@@ -16,6 +16,7 @@ from .probes import ProbeCache
 from .secrets import Redactor
 from .tasks.base import RenderedTemplate
 from .templating import Templar
+from .variables import RUNTIME, VariableLayers
 
 
 @dataclass
@@ -84,11 +85,13 @@ class RunShared:
 class HostState:
     """One host across the whole run: its connection, facts, registered vars and counters."""
 
-    def __init__(self, host: Host, spec: ConnectionSpec, magic: dict[str, Any]) -> None:
+    def __init__(self, host: Host, spec: ConnectionSpec, layers: VariableLayers) -> None:
         self.name = host.name
         self.host = host
         self.spec = spec
-        self.magic = magic
+        # The host's levels for the whole run (inventory, runtime, extra vars, magic); each play
+        # copies them and adds its own (see provision.variables).
+        self.layers = layers
         self.runtime: dict[str, Any] = {}
         self.facts: dict[str, Any] | None = None
         self.probes = ProbeCache()
@@ -119,6 +122,11 @@ class HostState:
             self.mark_unreachable(str(exc), shared)
             raise
         return connection
+
+    def set_runtime(self, values: Mapping[str, Any], source: str) -> None:
+        """Record ``register``/``set_fact`` values: they outlive the play that set them."""
+        self.runtime.update(values)
+        self.layers.push(RUNTIME, source, values)
 
     @property
     def sessions(self) -> int:

@@ -1,26 +1,34 @@
-"""Variable precedence: each level kept apart, so the winning source of every value can be shown.
+"""How a variable gets its value: every level in one structure, each kept apart, so the winning
+source of every value can be shown (``provision inventory --host H --explain``,
+``provision playbook FILE --explain-var NAME --limit H``).
 
 Levels, lowest to highest (``LEVELS``); a higher level replaces a key whole (no deep merge, as
-Ansible's default ``hash_behaviour=replace``), and within one level later pushes win:
+Ansible's default ``hash_behaviour=replace``), and within one level later pushes win. Who pushes:
 
-    1. ``inventory: all``     vars of group ``all`` in the inventory file
-    2. ``inventory: groups``  vars of the other groups in the inventory file, by (depth, priority, name)
-    3. ``group_vars/all``     ``group_vars/all`` beside the inventory
-    4. ``group_vars/*``       ``group_vars/<group>`` beside the inventory, same group order as 2
-    5. ``inventory: host``    the host's vars in the inventory file
-    6. ``host_vars/*``        ``host_vars/<host>`` beside the inventory
-    7. ``play vars``          a play's ``vars:`` and ``vars_files`` (pushed by the runner)
-    8. ``runtime``            ``register`` and ``set_fact`` (pushed by the runner)
-    9. ``extra vars``         ``-e key=value``, ``-e '{"k": 1}'``, ``-e @file.yml``: always win over 1-8
-   10. ``magic``              ``inventory_hostname``, ``group_names``, ``groups``, ``inventory_dir`` ...
+    1. ``play defaults``      a play's ``defaults_files`` then ``defaults:`` (runner; like role defaults)
+    2. ``inventory: all``     vars of group ``all`` in the inventory file (inventory)
+    3. ``inventory: groups``  vars of the other groups in the inventory file, by (depth, priority, name)
+    4. ``group_vars/all``     ``group_vars/all`` beside the inventory
+    5. ``group_vars/*``       ``group_vars/<group>`` beside the inventory, same group order as 3
+    6. ``inventory: host``    the host's vars in the inventory file
+    7. ``host_vars/*``        ``host_vars/<host>`` beside the inventory
+    8. ``play vars``          a play's ``vars:`` (runner)
+    9. ``vars_files``         a play's ``vars_files``, in order (runner)
+   10. ``facts``              the ``facts`` variable, gathered per play (runner)
+   11. ``block/task vars``    ``vars:`` of the blocks around a task and of the task (``view``, per task)
+   12. ``runtime``            ``register`` and ``set_fact`` (host run); they outlive the play
+   13. ``extra vars``         ``-e key=value``, ``-e '{"k": 1}'``, ``-e @file.yml``: always win over 1-12
+   14. ``magic``              ``inventory_hostname``, ``group_names``, ``groups``, ``hostvars``,
+                              ``ansible_check_mode`` ... built by ``inventory.magic_variables`` only
 
-Levels 1-6 are Ansible's actual order, not the one its precedence page suggests: ansible-core's
+Levels 2-7 are Ansible's actual order, not the one its precedence page suggests: ansible-core's
 ``VARIABLE_PRECEDENCE`` default is ``all_inventory, groups_inventory, all_plugins_inventory,
 all_plugins_play, groups_plugins_inventory, groups_plugins_play`` (``lib/ansible/config/base.yml``),
 so every inventory-file group var loses to ``group_vars/all`` (ansible/ansible#80825); the parity
 test against ``ansible-inventory --list`` pins it. Magic vars are on top as in Ansible, which
 merges them after extra vars (``vars/manager.py``): they describe the inventory and cannot be
-overridden.
+overridden. The inventory builds levels 2-7 (and magic) per host; the runner copies them per run
+and per play and pushes the rest; a task sees ``view(TASK_VARS, its block and task vars)``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from .errors import InputError, InventoryError, OptionsError, Source
 from .secrets import REDACTED, Secret, is_secret_name
 from .yamlfile import load_yaml, parse_yaml, source_of
 
+DEFAULTS = "play defaults"
 INVENTORY_ALL = "inventory: all"
 INVENTORY_GROUPS = "inventory: groups"
 GROUP_VARS_ALL = "group_vars/all"
@@ -43,11 +52,15 @@ GROUP_VARS = "group_vars/*"
 INVENTORY_HOST = "inventory: host"
 HOST_VARS = "host_vars/*"
 PLAY_VARS = "play vars"
+VARS_FILES = "vars_files"
+FACTS = "facts"
+TASK_VARS = "block/task vars"
 RUNTIME = "runtime"
 EXTRA_VARS = "extra vars"
 MAGIC = "magic"
 
 LEVELS: tuple[str, ...] = (
+    DEFAULTS,
     INVENTORY_ALL,
     INVENTORY_GROUPS,
     GROUP_VARS_ALL,
@@ -55,6 +68,9 @@ LEVELS: tuple[str, ...] = (
     INVENTORY_HOST,
     HOST_VARS,
     PLAY_VARS,
+    VARS_FILES,
+    FACTS,
+    TASK_VARS,
     RUNTIME,
     EXTRA_VARS,
     MAGIC,
@@ -99,24 +115,36 @@ class VariableLayers:
         self._winner: dict[str, int] = {}  # key -> rank of the level that set the merged value
 
     def push(self, level: str, source: str, values: Mapping[str, Any], *, scope: str = "") -> None:
-        """Add ``values`` from ``source`` at ``level``; ``scope`` (e.g. ``group web``) is shown by explain."""
+        """Add ``values`` from ``source`` at ``level``; ``scope`` (e.g. ``group web``) is shown by explain.
+
+        Levels may be pushed in any order (the merge compares ranks), so a ``register`` after the
+        magic level costs only its own keys.
+        """
         rank = _RANK.get(level)
         if rank is None:
             raise ValueError(f"unknown variable level {level!r}; known: {', '.join(LEVELS)}")
         if not values:
             return
-        layer = Layer(level, source, values, scope)
-        if self._layers and _RANK[self._layers[-1].level] > rank:
-            # Out of level order: keep the list sorted (stable) and rebuild the merge.
-            index = next(i for i, old in enumerate(self._layers) if _RANK[old.level] > rank)
-            self._layers.insert(index, layer)
-            self._rebuild()
-            return
-        self._layers.append(layer)
+        self._layers.append(Layer(level, source, values, scope))
         for key, value in values.items():
             if self._winner.get(key, -1) <= rank:
                 self._merged[key] = value
                 self._winner[key] = rank
+
+    def view(self, level: str, values: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The merged variables with ``values`` slotted in at ``level``, without storing them.
+
+        This is how a task gets its block/task vars: above the play's levels, below runtime,
+        extra vars and magic.
+        """
+        merged = dict(self._merged)
+        if values:
+            rank = _RANK[level]
+            winner = self._winner
+            for key, value in values.items():
+                if winner.get(key, -1) <= rank:
+                    merged[key] = value
+        return merged
 
     def drop(self, level: str) -> None:
         """Forget every push at ``level`` (e.g. the previous play's vars)."""
@@ -130,7 +158,7 @@ class VariableLayers:
     def _rebuild(self) -> None:
         self._merged = {}
         self._winner = {}
-        for layer in self._layers:
+        for layer in self.layers:
             rank = _RANK[layer.level]
             for key, value in layer.values.items():
                 self._merged[key] = value
@@ -138,12 +166,18 @@ class VariableLayers:
 
     @property
     def layers(self) -> tuple[Layer, ...]:
-        """Every push, lowest precedence first."""
-        return tuple(self._layers)
+        """Every push, lowest precedence first (pushes of one level in push order)."""
+        return tuple(sorted(self._layers, key=lambda layer: _RANK[layer.level]))
 
-    def merged(self) -> dict[str, Any]:
-        """The variables as a task sees them (a new dict; values are shared, not copied)."""
-        return dict(self._merged)
+    def merged(self, *, without: Iterable[str] = ()) -> dict[str, Any]:
+        """The variables as a task sees them (a new dict; values are shared, not copied).
+
+        ``without`` leaves out the keys whose winning value is at those levels (e.g. ``magic``).
+        """
+        if not without:
+            return dict(self._merged)
+        skipped = {_RANK[level] for level in without}
+        return {key: value for key, value in self._merged.items() if self._winner[key] not in skipped}
 
     def get(self, name: str, default: Any = None) -> Any:
         """One merged value."""
@@ -152,19 +186,23 @@ class VariableLayers:
     def __contains__(self, name: object) -> bool:
         return name in self._merged
 
-    def copy(self) -> VariableLayers:
-        """An independent copy (the value mappings themselves are shared)."""
+    def copy(self, *, drop: Iterable[str] = ()) -> VariableLayers:
+        """An independent copy (the value mappings themselves are shared), without the ``drop`` levels."""
         twin = VariableLayers.__new__(VariableLayers)
         twin._layers = list(self._layers)
         twin._merged = dict(self._merged)
         twin._winner = dict(self._winner)
+        dropped = set(drop)
+        if dropped:
+            twin._layers = [layer for layer in twin._layers if layer.level not in dropped]
+            twin._rebuild()
         return twin
 
     def explain(self, *, levels: Iterable[str] | None = None) -> list[Explained]:
         """Every variable with its winning level and source, sorted by name."""
         wanted = set(levels) if levels is not None else None
         history: dict[str, list[tuple[str, str, Any]]] = {}
-        for layer in self._layers:
+        for layer in self.layers:
             if wanted is not None and layer.level not in wanted:
                 continue
             for key, value in layer.values.items():

@@ -349,3 +349,22 @@ def test_template_with_a_syntax_error_names_file_line_and_error(tmp_path: Path) 
     assert str(tmp_path / "templates" / "broken.j2") + ":3:" in text
     assert "template syntax error: Unexpected end of template" in text
     assert raised.value.exit_code == 4
+
+
+def test_magic_variables_of_an_ip_named_host_are_ansible_cores(tmp_path: Path) -> None:
+    """One builder for inventory and tasks: an IP stays whole, ``ungrouped`` is a group name."""
+    inventory_file = tmp_path / "inventory.yml"
+    inventory_file.write_text("all:\n  vars: {connection: local}\n  hosts:\n    192.0.2.11:\n    app.example.com:\n")
+    (tmp_path / "site.yml").write_text(textwrap.dedent("""\
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - set_fact: {short: "{{ inventory_hostname_short }}", names: "{{ group_names }}"}
+        """))
+    inventory = Inventory.load(inventory_file)
+    runner = Runner(inventory, RunOptions(project_dir=tmp_path), Recorder())
+    assert runner.run(load_playbook(tmp_path / "site.yml")).exit_code == 0
+    assert runner.hosts["192.0.2.11"].runtime == {"short": "192.0.2.11", "names": ["ungrouped"]}
+    assert runner.hosts["app.example.com"].runtime == {"short": "app", "names": ["ungrouped"]}
+    assert inventory.host("192.0.2.11").vars["inventory_hostname_short"] == "192.0.2.11"
+    assert inventory.host("192.0.2.11").vars["group_names"] == ["ungrouped"]

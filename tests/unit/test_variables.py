@@ -33,6 +33,7 @@ pytestmark = pytest.mark.unit
 
 def test_levels_in_documented_order() -> None:
     assert LEVELS == (
+        "play defaults",
         "inventory: all",
         "inventory: groups",
         "group_vars/all",
@@ -40,6 +41,9 @@ def test_levels_in_documented_order() -> None:
         "inventory: host",
         "host_vars/*",
         "play vars",
+        "vars_files",
+        "facts",
+        "block/task vars",
         "runtime",
         "extra vars",
         "magic",
