@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tasks.base import Module, TaskContext, TaskResult
+from .contract import Module, TaskContext, TaskResult
 
 
 def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:

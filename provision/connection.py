@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .contract import CommandResult
 from .errors import AuthError, ConnectError, HostKeyError
-from .tasks.base import CommandResult
 
 if TYPE_CHECKING:
     import paramiko

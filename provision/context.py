@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .connection import Connection
+from .contract import CommandResult, RenderedTemplate
 from .errors import ArgumentError
-from .probes import ProbeCache, batch_script, new_nonce, split_answers
-from .tasks.base import CommandResult, RenderedTemplate
-from .tasks.shell import SHELL_LIB
+from .probes import SHELL_LIB, ProbeCache, after_change_script, new_nonce, split_after_change
 
 TemplateRenderer = Callable[[str, Mapping[str, Any]], RenderedTemplate]
 
@@ -79,19 +78,14 @@ class HostContext:
                         after.cache.invalidate()
         assert after is not None
         nonce = new_nonce()
-        marker = f"\n@@pv-post-{nonce}\n"
-        # The task's script in a subshell, so its exit or `set -e` cannot skip the probes; its exit
-        # code is the script's.
-        combined = (f"{SHELL_LIB}( {script}\n) ; _pv_rc=$?\nprintf '%s' {_sh_quote(marker)}\n"
-                    f"{batch_script(probes, nonce)}exit $_pv_rc\n")
+        combined = after_change_script(script, probes, nonce)
         try:
             result = self.connection.run(combined, stdin=stdin, become_user=self.become_user, timeout=timeout)
         finally:
             self.changed_host = True
             after.cache.invalidate()
-        own, found, rest = result.stdout.partition(marker)
-        if found and result.rc >= 0:
-            answers = split_answers(rest, len(probes), nonce)
+        own, answers = split_after_change(result.stdout, len(probes), nonce)
+        if answers is not None and result.rc >= 0:
             after.cache.store({(after.user, p): a for p, a in zip(probes, answers, strict=True) if a is not None})
         return CommandResult(result.rc, own, result.stderr)
 
@@ -122,6 +116,3 @@ class HostContext:
             hint="put it under files/ beside the playbook, or give an absolute path",
         )
 
-
-def _sh_quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"

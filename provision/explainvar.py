@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .playbook import Play, Playbook, Task, walk_tasks
+from .registry import get_module
 from .runner import Runner
 from .secrets import is_secret_name
 from .variables import RUNTIME, TASK_VARS, Explained, short_json
@@ -51,7 +52,8 @@ def _setters(play: Play, name: str) -> list[tuple[str, str]]:
             found.append((TASK_VARS, _where(task)))
         if task.register == name:
             found.append((RUNTIME, f"register of {_where(task)}"))
-        if task.module == "set_fact" and name in task.args:
+        cls = get_module(task.module) if task.module else None
+        if cls is not None and cls.sets_variables and name in task.args:
             found.append((RUNTIME, f"set_fact {_where(task)}"))
     return found
 

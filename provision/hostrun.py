@@ -9,31 +9,20 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .apply import execute_module
 from .context import AfterChange, HostContext
-from .errors import ConnectError, ProvisionError, TemplateError
+from .contract import Module, TaskResult
+from .errors import ConnectError, ProvisionError
+from .evaluation import NO_ITEM, SINGLE, Inherited, TaskEvaluation, truthy
 from .events import HostStats, TaskDone, TaskStarted
 from .lookahead import Lookahead
 from .playbook import Play, Task
+from .registry import get_module
 from .runstate import HostState, RunShared
-from .tasks import get_module
-from .tasks.base import Module, TaskResult
-from .variables import RUNTIME, TASK_VARS, VariableLayers
-
-
-@dataclass(frozen=True)
-class Inherited:
-    """What a task takes from the blocks around it."""
-
-    when: tuple[Any, ...] = ()
-    become: Any = None
-    become_user: Any = None
-    vars: Mapping[str, Any] = field(default_factory=dict)
-    ignore_errors: Any = False
+from .variables import VariableLayers
 
 
 @dataclass
@@ -51,39 +40,11 @@ class HostRun:
         self.play = play
         self.host = host
         self.shared = shared
-        self.layers = layers  # the host's levels plus this play's (see provision.variables)
+        self.evaluation = TaskEvaluation(play, host, shared, layers)
         self.notified: list[str] = []
         self.failed = False
         self.ended = False
-        self.inherited: dict[int, Inherited] = {}
-        self.schedule: list[Task] = []
-        self.position: dict[int, int] = {}
-        for tasks in (play.pre_tasks, play.tasks, play.post_tasks):
-            self._plan(tasks, Inherited())
-        for handler in play.handlers:
-            self.inherited[handler.id] = Inherited()
-        self.lookahead = Lookahead(self)
-
-    # -- structure ---------------------------------------------------------------------------------
-
-    def _plan(self, tasks: list[Task], outer: Inherited) -> None:
-        for task in tasks:
-            inherited = Inherited(
-                when=(*outer.when, *task.when) if task.is_block else outer.when,
-                become=task.become if task.is_block and task.become is not None else outer.become,
-                become_user=task.become_user if task.is_block and task.become_user else outer.become_user,
-                vars={**outer.vars, **task.vars} if task.is_block else outer.vars,
-                ignore_errors=task.ignore_errors if task.is_block and task.ignore_errors else outer.ignore_errors,
-            )
-            self.inherited[task.id] = inherited if task.is_block else outer
-            if task.is_block:
-                assert task.block is not None
-                self._plan(task.block, inherited)
-                self._plan(task.rescue, inherited)
-                self._plan(task.always, inherited)
-            else:
-                self.position[task.id] = len(self.schedule)
-                self.schedule.append(task)
+        self.lookahead = Lookahead(self.evaluation)
 
     # -- the play ----------------------------------------------------------------------------------
 
@@ -149,71 +110,46 @@ class HostRun:
 
     # -- one task ----------------------------------------------------------------------------------
 
-    def selected(self, task: Task) -> bool:
-        """Tag selection as Ansible does, with the special tags ``always`` and ``never``."""
-        tags, wanted, skipped = task.tags, self.shared.options.tags, self.shared.options.skip_tags
-        if tags & skipped or ("always" in tags and "always" in skipped):
-            return False
-        if "always" in tags:
-            return True
-        if "never" in tags:
-            return bool(tags & wanted - {"all"})
-        if not wanted or "all" in wanted:
-            return True
-        return bool(tags & wanted) or ("untagged" in wanted and not tags)
-
-    def variables(self, task: Task) -> dict[str, Any]:
-        """The variables a task sees, by precedence (see ``provision.variables``)."""
-        inherited = self.inherited.get(task.id, Inherited())
-        if not inherited.vars:
-            return self.layers.view(TASK_VARS, task.vars)
-        return self.layers.view(TASK_VARS, {**inherited.vars, **task.vars})
-
-    def set_runtime(self, values: Mapping[str, Any], source: str) -> None:
-        """``register``/``set_fact``: for the rest of this play, and for the host's later plays."""
-        self.host.set_runtime(values, source)
-        self.layers.push(RUNTIME, source, values)
-
     def run_task(self, task: Task, *, handler: bool = False) -> None:
-        if not handler and not self.selected(task):
+        if not handler and not self.evaluation.selected(task):
             return
-        if task.module == "meta":
+        if _module_class(task).steers_run:
             self._meta(task)
             return
-        variables = self.variables(task)
-        inherited = self.inherited.get(task.id, Inherited())
+        variables = self.evaluation.variables(task)
+        inherited = self.evaluation.inherited.get(task.id, Inherited())
         conditions = [*inherited.when, *task.when]
         self.shared.reporter.task_started(TaskStarted(self.host.name, task.name, task.module or ""))
         try:
-            items = self.loop_items(task, variables)
+            items = self.evaluation.loop_items(task, variables)
         except ProvisionError as exc:
             self._finish(task, _Outcome("failed", {"failed": True, "msg": str(exc)}), [], handler,
                          inherited, variables)
-            self._report(task, TaskResult.failed(str(exc)), 0.0, None, handler, self._ignored(task, inherited,
+            self._report(task, TaskResult.failed(str(exc)), 0.0, None, handler, self.evaluation.ignored(task, inherited,
                                                                                            variables))
             return
         results: list[tuple[TaskResult, Any]] = []
         for item in items:
             if self.shared.cancel.is_set() or self.host.unreachable:
                 break
-            scope = self.item_scope(task, variables, item)
+            scope = self.evaluation.item_scope(task, variables, item)
             started = time.monotonic()
             result = self._execute_item(task, scope, conditions, inherited)
             if self.host.unreachable:
                 return
             results.append((result, item))
-            ignored = result.status == "failed" and self._ignored(task, inherited, scope)
-            self._report(task, result, time.monotonic() - started, None if item is _NO_ITEM else
-                         self._item_label(task, scope, item), handler, ignored)
+            ignored = result.status == "failed" and self.evaluation.ignored(task, inherited, scope)
+            self._report(task, result, time.monotonic() - started, None if item is NO_ITEM else
+                         self.evaluation.item_label(task, scope, item), handler, ignored)
         if self.host.unreachable:
             return
-        outcome = _aggregate(results, looped=items is not _SINGLE)
+        outcome = _aggregate(results, looped=items is not SINGLE)
         self._finish(task, outcome, results, handler, inherited, variables)
 
     def _execute_item(self, task: Task, scope: dict[str, Any], conditions: list[Any],
                       inherited: Inherited) -> TaskResult:
         try:
-            if not self.conditions_hold(task, conditions, scope):
+            if not self.evaluation.conditions_hold(task, conditions, scope):
                 return TaskResult.skipped("conditional result was false")
             return self.execute(task, scope, inherited)
         except ConnectError as exc:
@@ -225,12 +161,14 @@ class HostRun:
     def _finish(self, task: Task, outcome: _Outcome, results: list[tuple[TaskResult, Any]], handler: bool,
                 inherited: Inherited, variables: dict[str, Any]) -> None:
         if task.register:
-            self.set_runtime({task.register: outcome.register}, f"register of task {task.name!r} ({task.source})")
+            self.evaluation.set_runtime({task.register: outcome.register},
+                                        f"register of task {task.name!r} ({task.source})")
+        sets_variables = _module_class(task).sets_variables
         for result, _item in results:
-            facts = result.data.get("facts") if task.module == "set_fact" else None
+            facts = result.data.get("facts") if sets_variables else None
             if facts and result.status != "failed":
-                self.set_runtime(facts, f"set_fact task {task.name!r} ({task.source})")
-        ignored = outcome.status == "failed" and self._ignored(task, inherited, variables)
+                self.evaluation.set_runtime(facts, f"set_fact task {task.name!r} ({task.source})")
+        ignored = outcome.status == "failed" and self.evaluation.ignored(task, inherited, variables)
         _count(self.host.stats, outcome.status, ignored)
         if outcome.status == "changed":
             for name in task.notify:
@@ -248,14 +186,7 @@ class HostRun:
         what = f"task {task.name!r}"
         templar = self.shared.templar
         args = templar.render_value(task.args, scope, source=task.source, what=what)
-        if task.module == "debug" and args.get("var"):
-            args["value"] = templar.evaluate(str(args["var"]), scope, source=task.source, what=what)
-        if task.module == "assert":
-            that = args.get("that")
-            conditions = that if isinstance(that, list) else [that]
-            args["that"] = [str(c) for c in conditions]
-            args["results"] = [bool(templar.evaluate(str(c), scope, source=task.source, what=what)) if isinstance(
-                c, str) else bool(c) for c in conditions]
+        module.prepare(args, lambda expression: templar.evaluate(expression, scope, source=task.source, what=what))
         try:
             args = cls.coerce(args)
             module.check_args(args)
@@ -263,8 +194,8 @@ class HostRun:
             exc.source = exc.source or task.source
             raise
         self.shared.redactor.add(str(args[name]) for name in cls.secret_args() if args.get(name))
-        become_user = self.become_user_of(task, scope, inherited)
-        check = self.shared.options.check if task.check_mode is None else _truthy(
+        become_user = self.evaluation.become_user_of(task, scope, inherited)
+        check = self.shared.options.check if task.check_mode is None else truthy(
             templar.render_value(task.check_mode, scope))
         connection = self.shared.local if task.delegate_to else self.host.connect(self.shared)
         ctx = HostContext(connection, host=self.host.name, variables=templar.variables(scope), check=check,
@@ -316,65 +247,19 @@ class HostRun:
         if task.register:
             registered[task.register] = _register(result)
         if task.failed_when is not None:
-            failed = any(_truthy(templar.evaluate(str(c), registered, source=task.source, what="failed_when"))
+            failed = any(truthy(templar.evaluate(str(c), registered, source=task.source, what="failed_when"))
                          if isinstance(c, str) else bool(c) for c in task.failed_when)
             if failed:
                 return TaskResult("failed", result.msg or "failed_when condition held", result.diff, result.data)
             if result.status == "failed":
                 result = TaskResult("ok", result.msg, result.diff, result.data)
         if task.changed_when is not None and result.status != "failed":
-            changed = all(_truthy(templar.evaluate(str(c), registered, source=task.source, what="changed_when"))
+            changed = all(truthy(templar.evaluate(str(c), registered, source=task.source, what="changed_when"))
                           if isinstance(c, str) else bool(c) for c in task.changed_when)
             result = TaskResult("changed" if changed else "ok", result.msg, result.diff, result.data)
         return result
 
     # -- helpers -----------------------------------------------------------------------------------
-
-    def item_scope(self, task: Task, variables: dict[str, Any], item: Any) -> dict[str, Any]:
-        """The variables of one loop item (the task's own when it has no loop)."""
-        return variables if item is _NO_ITEM else {**variables, task.loop_var: item}
-
-    def loop_items(self, task: Task, variables: dict[str, Any]) -> list[Any]:
-        """The rendered loop, or one pseudo-item for a task without a loop."""
-        if task.loop is None:
-            return _SINGLE
-        items = self.shared.templar.render_value(task.loop, variables, source=task.source,
-                                                 what=f"task {task.name!r} loop")
-        if isinstance(items, str | bytes) or not isinstance(items, list | tuple):
-            raise TemplateError(f"task {task.name!r}: loop must be a list, got {type(items).__name__}",
-                                source=task.source, hint="e.g. loop: \"{{ range(1, 4) | list }}\"")
-        return list(items)
-
-    def conditions_hold(self, task: Task, conditions: list[Any], scope: dict[str, Any]) -> bool:
-        """True when every ``when`` condition (the blocks' around it included) holds."""
-        for condition in conditions:
-            if isinstance(condition, bool):
-                value: Any = condition
-            else:
-                value = self.shared.templar.evaluate(str(condition), scope, source=task.source, what="when")
-            if not _truthy(value):
-                return False
-        return True
-
-    def become_user_of(self, task: Task, scope: dict[str, Any], inherited: Inherited) -> str | None:
-        """The user a task runs as via sudo, or None for the login user (task, block, play, host)."""
-        templar = self.shared.templar
-        spec = self.host.spec
-        become = next((v for v in (task.become, inherited.become, self.play.become) if v is not None), None)
-        enabled = spec.become if become is None else _truthy(templar.render_value(become, scope))
-        if not enabled:
-            return None
-        user = next((v for v in (task.become_user, inherited.become_user, self.play.become_user) if v), None)
-        return str(templar.render_value(user, scope)) if user else (spec.become_user or "root")
-
-    def _ignored(self, task: Task, inherited: Inherited, scope: dict[str, Any]) -> bool:
-        value = task.ignore_errors or inherited.ignore_errors
-        return _truthy(self.shared.templar.render_value(value, scope)) if value else False
-
-    def _item_label(self, task: Task, scope: dict[str, Any], item: Any) -> str:
-        if task.loop_label is not None:
-            return str(self.shared.templar.render_value(task.loop_label, scope))
-        return str(item) if not isinstance(item, dict) else str(item.get("name", item))
 
     def _report(self, task: Task, result: TaskResult, duration: float, item: str | None, handler: bool,
                 ignored: bool) -> None:
@@ -392,15 +277,6 @@ class HostRun:
         elif action == "end_host":
             self.ended = True
 
-
-_NO_ITEM: Any = object()
-_SINGLE: list[Any] = [_NO_ITEM]
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("yes", "true", "on", "1", "y")
-    return bool(value)
 
 
 def _register(result: TaskResult) -> dict[str, Any]:
@@ -441,3 +317,9 @@ def _count(stats: HostStats, status: str, ignored: bool) -> None:
         if status == "changed":
             stats.changed += 1
 
+
+
+def _module_class(task: Task) -> type[Module]:
+    cls = get_module(task.module or "")
+    assert cls is not None, task.module  # playbook.py refused unknown modules
+    return cls

@@ -3,34 +3,32 @@
 When a task's probe is not cached, ``Lookahead`` renders the tasks that follow (as far as their
 arguments can be known now) and sends every probe, as each user, in one script on one channel.
 After a change it gives the changing script the probes of the next few tasks to run at its end.
-Everything about which probes go when lives here; ``HostRun`` only asks for answers.
+Everything about which probes go when lives here; the host run only asks for answers. It reads
+tasks through ``TaskEvaluation``, as the host run does.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .connection import Connection
 from .context import HostContext
+from .contract import Module
 from .errors import ConnectError, ProvisionError
+from .evaluation import TaskEvaluation
 from .playbook import Task
 from .probes import ProbeKey, batch_script, new_nonce, split_answers
-from .tasks import get_module
-from .tasks.base import Module
-
-if TYPE_CHECKING:
-    from .hostrun import HostRun
+from .registry import get_module
 
 LOOKAHEAD = 64  # tasks probed ahead in one batch
 MAX_LOOKAHEAD_KEYS = 512  # probes in one batch (loops expand to one per item)
 POST_CHANGE_PROBES = 4  # probes re-sent at the end of a changing script
-_STOP_LOOKAHEAD = {"set_fact", "meta", "pause"}
 
 
 class Lookahead:
     """Probe answers for one host's run of a play, batched ahead."""
 
-    def __init__(self, run: HostRun) -> None:
+    def __init__(self, run: TaskEvaluation) -> None:
         self.run = run
 
     def probe(self, task: Task, module: Module, args: dict[str, Any], become_user: str | None,
@@ -115,7 +113,8 @@ class Lookahead:
         keys: list[ProbeKey] = []
         registered = {current.register} if current.register else set()
         for task in self.run.schedule[start + 1:start + 1 + LOOKAHEAD]:
-            if task.module in _STOP_LOOKAHEAD or any(_mentions(task, name) for name in registered):
+            cls = get_module(task.module or "")
+            if cls is None or cls.stops_lookahead or any(_mentions(task, name) for name in registered):
                 break
             if task.register:
                 registered.add(task.register)

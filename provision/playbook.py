@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArgumentError, PlaybookError, Source
-from .tasks import get_module, module_names
+from .registry import get_module, module_names
 from .yamlfile import YamlDict, load_yaml, source_of
 
 PLAY_KEYS = {

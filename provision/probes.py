@@ -1,10 +1,15 @@
-"""Batched state probes: the checks of many upcoming tasks travel to a host in one script.
+"""The batched-check protocol, all of it: the shell library, the batch script, its markers, the cache.
 
 A converged run is mostly reading: "is this file's checksum X, is that package installed". Each
 module describes its read as a shell snippet (``Module.probe``); the runner sends the snippets of
 a run of upcoming tasks in one script on one channel and keeps the answers here, keyed by the
 exact snippet and the user it runs as. Any change to the host clears the cache, so a task never
 decides on state that an earlier task of the same run has since changed.
+
+This module is the only one that spells the protocol's shell variables (``_pv_*``) and markers
+(``@@pv-<nonce>``): the look-ahead sends batches with ``batch_script``/``split_answers``, a
+changing script carries the next probes with ``after_change_script``/``split_after_change``,
+and the modules only call ``pv_stat``/``pv_cat`` in their probes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,47 @@ import re
 import secrets
 import threading
 from collections.abc import Sequence
+
+# pv_stat PATH [sum]: one line "TYPE<TAB>MODE<TAB>OWNER<TAB>GROUP<TAB>SIZE<TAB>SHA256<TAB>LINK"
+# or "absent". TYPE is file|directory|link|other; SHA256 is "-" unless asked for a regular file.
+# Inside a probe batch (``_pv_tok`` set where pv_stat runs in the batch's own shell, see
+# ``batch_script``) the stat and the checksum are deferred: the line carries placeholders, and
+# ``pv_flush`` at the end of the batch runs one ``stat`` and one ``sha256sum`` for every path,
+# which the control host puts back in place. A converged host then runs two processes per batch
+# instead of four per file.
+SHELL_LIB = r"""
+_pv_nl='
+'
+pv_stat() {
+  if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo absent; return 0; fi
+  _pv_t=other
+  if [ -L "$1" ]; then _pv_t=link; elif [ -d "$1" ]; then _pv_t=directory; elif [ -f "$1" ]; then _pv_t=file; fi
+  _pv_l=-
+  if [ "$_pv_t" = link ]; then _pv_l=$(readlink "$1"); fi
+  if [ -n "${_pv_tok:-}" ] && [ "$_pv_n" -lt 2000 ] && case $1 in *"$_pv_nl"*) false;; esac; then
+    _pv_n=$((_pv_n + 1)); _pv_paths="$_pv_paths$1$_pv_nl"; _pv_s=-
+    if [ "$_pv_t" = file ] && [ "${2:-}" = sum ] && [ -r "$1" ]; then
+      _pv_m=$((_pv_m + 1)); _pv_sums="$_pv_sums$1$_pv_nl"; _pv_s="@@pv-$_pv_tok\$$_pv_m"
+    fi
+    printf '%s\t@@pv-%s#%s\t%s\t%s\n' "$_pv_t" "$_pv_tok" "$_pv_n" "$_pv_s" "$_pv_l"
+    return 0
+  fi
+  _pv_s=-
+  if [ "$_pv_t" = file ] && [ "${2:-}" = sum ] && [ -r "$1" ]; then _pv_s=$(sha256sum < "$1"); _pv_s=${_pv_s%% *}; fi
+  printf '%s\t%s\t%s\n' "$_pv_t" "$(stat -c '%a	%U	%G	%s' -- "$1")" "$_pv_s	$_pv_l"
+}
+pv_flush() {
+  [ "${_pv_n:-0}" -gt 0 ] || return 0
+  printf '\n@@pv-%s stat %s %s\n' "$_pv_tok" "$_pv_n" "$_pv_m"
+  ( IFS=$_pv_nl; set -f; stat -c '%a	%U	%G	%s' -- $_pv_paths )
+  printf '\n@@pv-%s sum\n' "$_pv_tok"
+  if [ "$_pv_m" -gt 0 ]; then ( IFS=$_pv_nl; set -f; sha256sum -- $_pv_sums ); fi
+}
+pv_cat() {
+  if [ -f "$1" ]; then echo present; cat -- "$1"; else echo absent; fi
+}
+"""
+
 
 ProbeKey = tuple[str | None, str]  # (become user or None for the login user, probe script)
 
@@ -57,7 +103,7 @@ def batch_script(scripts: Sequence[str], nonce: str) -> str:
     """One script running every probe, each answer after a marker line.
 
     ``pv_stat`` defers its ``stat`` and checksum to one ``pv_flush`` at the end (see
-    ``provision.tasks.shell``), except where it may run in a subshell: in an isolated probe, or
+    ``SHELL_LIB``), except where it may run in a subshell: in an isolated probe, or
     in a probe with a command substitution, a pipe or parentheses.
     """
     parts = [f"_pv_tok={nonce}; _pv_n=0; _pv_m=0; _pv_paths=; _pv_sums="]
@@ -120,3 +166,26 @@ def split_answers(output: str, count: int, nonce: str) -> list[str | None]:
 def new_nonce() -> str:
     """A marker no probe output will contain by accident."""
     return secrets.token_hex(6)
+
+
+def after_change_script(script: str, probes: Sequence[str], nonce: str) -> str:
+    """A changing ``script`` followed by a batch of ``probes``; it exits with the script's own code.
+
+    The script runs in a subshell, so its ``exit`` or ``set -e`` cannot skip the probes.
+    """
+    return (f"{SHELL_LIB}( {script}\n) ; _pv_rc=$?\nprintf '%s' {_sh_quote(_post_marker(nonce))}\n"
+            f"{batch_script(probes, nonce)}exit $_pv_rc\n")
+
+
+def split_after_change(output: str, count: int, nonce: str) -> tuple[str, list[str | None] | None]:
+    """The changing script's own stdout, and the probes' answers (None when the batch never ran)."""
+    own, found, rest = output.partition(_post_marker(nonce))
+    return own, split_answers(rest, count, nonce) if found else None
+
+
+def _post_marker(nonce: str) -> str:
+    return f"\n@@pv-post-{nonce}\n"
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"

@@ -34,6 +34,7 @@ from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
 from .inventory import Host, Inventory, connection_spec, magic_variables
 from .playbook import Play, Playbook, walk_tasks
+from .registry import get_module
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
 from .templating import Templar, is_template
@@ -158,10 +159,10 @@ class Runner:
     def _check_templates(self, play: Play, templar: Templar) -> None:
         """A literal template name that is not on the search path is an input error now, not mid-run."""
         for task in walk_tasks([*play.pre_tasks, *play.tasks, *play.post_tasks, *play.handlers]):
-            if task.module == "template":
-                src = task.args.get("src")
-                if isinstance(src, str) and not is_template(src):
-                    templar.load_file(src, source=task.source)
+            cls = get_module(task.module) if task.module else None
+            for name in cls.templates(task.args) if cls is not None else ():
+                if isinstance(name, str) and not is_template(name):
+                    templar.load_file(name, source=task.source)
 
     # -- running -----------------------------------------------------------------------------------
 

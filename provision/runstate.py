@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .connection import Connection, LocalConnection, SSHConnection
+from .contract import RenderedTemplate
 from .errors import ConnectError
 from .events import HostStats, HostUnreachable, Reporter
 from .inventory import ConnectionSpec, Host
 from .probes import ProbeCache
 from .secrets import Redactor
-from .tasks.base import RenderedTemplate
 from .templating import Templar
 from .variables import RUNTIME, VariableLayers
 

@@ -1,4 +1,4 @@
-"""Task modules, one file each, found by name.
+"""Task modules, one file each, found by name (see ``provision.registry``).
 
 A playbook names a module (``file:``, ``template:``, ``packages:`` …); ``get_module`` imports its
 file on first use only, so the CLI's start-up stays small.
@@ -6,60 +6,7 @@ file on first use only, so the CLI's start-up stays small.
 
 from __future__ import annotations
 
-import importlib
-
+from ..registry import get_module, module_names
 from .base import Arg, CommandResult, Module, TaskContext, TaskResult
 
 __all__ = ["Arg", "CommandResult", "Module", "TaskContext", "TaskResult", "get_module", "module_names"]
-
-# module name -> "file:Class". Aliases (shell → command) point at the same class.
-_REGISTRY: dict[str, str] = {
-    "command": "command:Command",
-    "shell": "command:Shell",
-    "file": "file:File",
-    "copy": "copy:Copy",
-    "template": "template:Template",
-    "lineinfile": "lineinfile:LineInFile",
-    "packages": "packages:Packages",
-    "apt": "packages:Packages",
-    "user": "user:User",
-    "group": "user:Group",
-    "git": "git:Git",
-    "venv": "venv:Venv",
-    "pip": "venv:Pip",
-    "service": "service:Service",
-    "supervisor": "supervisor:Supervisor",
-    "cron": "cron:Cron",
-    "wait_for": "wait_for:WaitFor",
-    "http_check": "wait_for:HttpCheck",
-    "fetch": "fetch:Fetch",
-    "debug": "control:Debug",
-    "assert": "control:Assert",
-    "set_fact": "control:SetFact",
-    "fail": "control:Fail",
-    "pause": "control:Pause",
-    "meta": "control:Meta",
-    "ping": "control:Ping",
-    "mariadb": "mariadb:MariaDB",
-    "site": "site:Site",
-}
-
-_loaded: dict[str, type[Module]] = {}
-
-
-def module_names() -> list[str]:
-    """Every module name a task may use."""
-    return sorted(_REGISTRY)
-
-
-def get_module(name: str) -> type[Module] | None:
-    """The module class for ``name``, or None if there is none."""
-    if name in _loaded:
-        return _loaded[name]
-    target = _REGISTRY.get(name)
-    if target is None:
-        return None
-    file, cls_name = target.split(":")
-    cls: type[Module] = getattr(importlib.import_module(f"{__name__}.{file}"), cls_name)
-    _loaded[name] = cls
-    return cls

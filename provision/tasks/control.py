@@ -1,12 +1,14 @@
 """Modules that steer the run rather than change a host: debug, assert, fail, set_fact, pause, meta, ping.
 
-``set_fact`` and ``meta`` are acted on by the runner (they change variables and handler flow);
-``assert`` gets its conditions evaluated by the runner too, since expressions need the templar.
+``set_fact`` and ``meta`` say so (``sets_variables``, ``steers_run``) and the engine acts on them
+(they change variables and handler flow); ``debug`` and ``assert`` have their expressions
+evaluated in ``prepare`` with the engine's templar.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
@@ -21,6 +23,10 @@ class Debug(Module):
 
     name = "debug"
     args: ClassVar[dict[str, Arg]] = {"msg": Arg(str, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
+
+    def prepare(self, args: dict[str, Any], evaluate: Callable[[str], Any]) -> None:
+        if args.get("var"):
+            args["value"] = evaluate(str(args["var"]))
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         if args.get("var"):
@@ -42,6 +48,12 @@ class Assert(Module):
         "quiet": Arg(bool, default=False),
         "results": Arg(list),
     }
+
+    def prepare(self, args: dict[str, Any], evaluate: Callable[[str], Any]) -> None:
+        that = args.get("that")
+        conditions = that if isinstance(that, list) else [that]
+        args["that"] = [str(c) for c in conditions]
+        args["results"] = [bool(evaluate(str(c))) if isinstance(c, str) else bool(c) for c in conditions]
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         results = args.get("results") or []
@@ -66,6 +78,8 @@ class SetFact(Module):
 
     name = "set_fact"
     free_args = True
+    sets_variables = True
+    stops_lookahead = True
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         return TaskResult.ok(", ".join(sorted(args)), facts=args)
@@ -75,6 +89,7 @@ class Pause(Module):
     """Wait a number of seconds (bounded: at most an hour)."""
 
     name = "pause"
+    stops_lookahead = True
     args: ClassVar[dict[str, Arg]] = {"seconds": Arg(int, default=1)}
 
     def check_args(self, args: dict[str, Any]) -> None:
@@ -91,6 +106,8 @@ class Meta(Module):
 
     name = "meta"
     free_form = "action"
+    steers_run = True
+    stops_lookahead = True
     args: ClassVar[dict[str, Arg]] = {"action": Arg(str, required=True, choices=("flush_handlers", "end_host", "noop"))}
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:

@@ -1,7 +1,8 @@
 """Shell building blocks shared by the task modules.
 
-``SHELL_LIB`` is defined at the top of every remote script the runner sends (probes and changes),
-so modules can call ``pv_stat`` instead of re-deriving ``stat`` formats. Writes go through
+``SHELL_LIB`` (owned by the probe protocol, ``provision.probes``) is defined at the top of every
+remote script the runner sends (probes and changes), so modules can call ``pv_stat`` instead of
+re-deriving ``stat`` formats; ``parse_stat`` reads its line. Writes go through
 ``write_file_script``: temp file beside the target, fsync, optional validation, rename — a target
 is never half-written, and the old file stays when validation fails.
 """
@@ -16,48 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
+from ..probes import SHELL_LIB as SHELL_LIB  # pv_stat, pv_flush, pv_cat (the probe protocol's)
 
 quote = shlex.quote
-
-# pv_stat PATH [sum]: one line "TYPE<TAB>MODE<TAB>OWNER<TAB>GROUP<TAB>SIZE<TAB>SHA256<TAB>LINK"
-# or "absent". TYPE is file|directory|link|other; SHA256 is "-" unless asked for a regular file.
-# Inside a probe batch (``_pv_tok`` set where pv_stat runs in the batch's own shell, see
-# provision.probes) the stat and the checksum are deferred: the line carries placeholders, and
-# ``pv_flush`` at the end of the batch runs one ``stat`` and one ``sha256sum`` for every path,
-# which the control host puts back in place. A converged host then runs two processes per batch
-# instead of four per file.
-SHELL_LIB = r"""
-_pv_nl='
-'
-pv_stat() {
-  if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo absent; return 0; fi
-  _pv_t=other
-  if [ -L "$1" ]; then _pv_t=link; elif [ -d "$1" ]; then _pv_t=directory; elif [ -f "$1" ]; then _pv_t=file; fi
-  _pv_l=-
-  if [ "$_pv_t" = link ]; then _pv_l=$(readlink "$1"); fi
-  if [ -n "${_pv_tok:-}" ] && [ "$_pv_n" -lt 2000 ] && case $1 in *"$_pv_nl"*) false;; esac; then
-    _pv_n=$((_pv_n + 1)); _pv_paths="$_pv_paths$1$_pv_nl"; _pv_s=-
-    if [ "$_pv_t" = file ] && [ "${2:-}" = sum ] && [ -r "$1" ]; then
-      _pv_m=$((_pv_m + 1)); _pv_sums="$_pv_sums$1$_pv_nl"; _pv_s="@@pv-$_pv_tok\$$_pv_m"
-    fi
-    printf '%s\t@@pv-%s#%s\t%s\t%s\n' "$_pv_t" "$_pv_tok" "$_pv_n" "$_pv_s" "$_pv_l"
-    return 0
-  fi
-  _pv_s=-
-  if [ "$_pv_t" = file ] && [ "${2:-}" = sum ] && [ -r "$1" ]; then _pv_s=$(sha256sum < "$1"); _pv_s=${_pv_s%% *}; fi
-  printf '%s\t%s\t%s\n' "$_pv_t" "$(stat -c '%a	%U	%G	%s' -- "$1")" "$_pv_s	$_pv_l"
-}
-pv_flush() {
-  [ "${_pv_n:-0}" -gt 0 ] || return 0
-  printf '\n@@pv-%s stat %s %s\n' "$_pv_tok" "$_pv_n" "$_pv_m"
-  ( IFS=$_pv_nl; set -f; stat -c '%a	%U	%G	%s' -- $_pv_paths )
-  printf '\n@@pv-%s sum\n' "$_pv_tok"
-  if [ "$_pv_m" -gt 0 ]; then ( IFS=$_pv_nl; set -f; sha256sum -- $_pv_sums ); fi
-}
-pv_cat() {
-  if [ -f "$1" ]; then echo present; cat -- "$1"; else echo absent; fi
-}
-"""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ write, validate, backup, diff) is ``copy.Upload``.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 from .base import Arg, TaskContext
@@ -34,3 +35,7 @@ class Template(Upload):
 
     def content(self, args: dict[str, Any], ctx: TaskContext) -> bytes:
         return ctx.render_template(args["src"]).text.encode()
+
+    @classmethod
+    def templates(cls, args: Mapping[str, Any]) -> list[Any]:
+        return [args.get("src")]
