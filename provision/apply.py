@@ -1,18 +1,66 @@
-"""The engine's side of the module contract: it decides what check mode means for a module.
+"""The engine's side of the module contract: it applies a module's plan, or in check mode reports it.
 
-A module says whether it can tell what it would change (``supports_check``); the engine skips one
-that cannot in check mode, as Ansible does, so no module spells its own check-mode branch for it.
+A planned module (``facts`` + ``plan``, see ``provision.contract``) never sees check or diff
+mode: the engine asks for the diff only in diff mode, runs the plan's script only outside check
+mode, and builds every result the same way (``changed`` with ``msg``, ``diff`` and the plan's
+``data``). A module that cannot tell what it would do (``supports_check = False``) is skipped in
+check mode, as Ansible does. Modules still on the older ``run`` contract are run as they are.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from .contract import Module, TaskContext, TaskResult
+from .contract import Fact, Module, Plan, RenderedTemplate, T, TaskContext, TaskResult
 
 
 def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
     """Run one module on coerced arguments and its probe answer, in the context's mode."""
     if ctx.check and not module.supports_check:
         return TaskResult.skipped(module.check_mode_msg(args))
-    return module.run(args, ctx, state)
+    if not module.plans():
+        return module.run(args, ctx, state)
+    fact = module.facts(args)
+    facts = fact.parse(state or "") if fact is not None else None
+    return apply_plan(module.plan(args, facts, _Reader(ctx)), ctx)
+
+
+def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
+    """Turn a plan into the task's result: fail, report converged, report (check mode), or change."""
+    data = plan.data
+    if plan.error is not None:
+        if ctx.check and plan.pending:
+            return TaskResult.changed(plan.pending, **data)
+        return TaskResult.failed(plan.error, **data)
+    if not plan.script:
+        return TaskResult.ok(plan.msg, **data)
+    diff = plan.diff(_Reader(ctx)) if ctx.diff and plan.diff is not None else None
+    if ctx.check:
+        return TaskResult.changed(plan.check_msg or f"would have {plan.msg}", diff=diff, **data)
+    result = ctx.run(plan.script, stdin=plan.stdin)
+    if plan.outcome is not None:
+        decided = plan.outcome(result, data)
+        if decided is not None:
+            return decided
+    if not result.ok:
+        return TaskResult.from_command(plan.what or plan.msg, result)
+    return TaskResult.changed(plan.msg, diff=diff, **data)
+
+
+class _Reader:
+    """The ``PlanContext`` a plan gets: a task context that can read facts but not change the host."""
+
+    def __init__(self, ctx: TaskContext) -> None:
+        self._ctx = ctx
+        self.host = ctx.host
+        self.variables = ctx.variables
+
+    def read(self, fact: Fact[T]) -> T:
+        return fact.parse(self._ctx.run(fact.command(), readonly=True).stdout)
+
+    def render_template(self, name: str) -> RenderedTemplate:
+        return self._ctx.render_template(name)
+
+    def find_file(self, name: str) -> Path:
+        return self._ctx.find_file(name)

@@ -1,24 +1,26 @@
 """The contract every task module keeps.
 
-A module declares its arguments (``args``), may describe a read-only *probe* of the host's state
-as a POSIX shell snippet, and decides and applies its change in ``run``. The runner batches the
-probes of a run of upcoming tasks into one remote script on one channel, and throws the cached
-results away as soon as a task changes the host, so a check always sees what earlier tasks left.
+A module declares its arguments (``args``), the typed *fact* it decides from (``facts``: a
+read-only shell command and its parser) and a pure ``plan``: what would change, with its diff.
+The engine batches the facts of a run of upcoming tasks into one remote script on one channel
+(throwing the answers away as soon as a task changes the host, so a plan always sees what earlier
+tasks left), then applies the plan, or in check mode only reports it (``provision.apply``):
 
     class Directory(Module):
         name = "dir"
         args = {"path": Arg(str, required=True)}
 
-        def probe(self, args):
-            return f"pv_stat {quote(args['path'])}"
+        def facts(self, args):
+            return PathState(args["path"])          # provision.tasks.facts
 
-        def run(self, args, ctx, state):
-            if parse_stat(state).type == "directory":
-                return TaskResult.ok("exists")
-            ...
+        def plan(self, args, facts, ctx):
+            if facts.type == "directory":
+                return Plan()                        # converged
+            return Plan(f"created {args['path']}", script=f"mkdir -- {quote(args['path'])}")
 
-Modules never print; they return a ``TaskResult``. In check mode (``ctx.check``) they change
-nothing and report what would change.
+A module has no check-mode or diff-mode code of its own. Modules not converted yet implement the
+older ``probe``/``run`` pair (``run`` gets the probe's raw output and ``ctx.check``). Modules never
+print; the engine turns a plan into a ``TaskResult``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from .errors import ArgumentError
 from .events import Status
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,69 @@ class TaskContext(Protocol):
         ...
 
 
+class Fact(Generic[T]):
+    """A typed read of a host's state: a read-only shell command and the parser of its output.
+
+    The engine sends ``command()`` in a batch with the other upcoming tasks' (``provision.probes``)
+    and gives ``parse(output)`` to the module's ``plan``. Facts are reusable across modules
+    (``provision.tasks.facts``); equal commands are read once.
+    """
+
+    def command(self) -> str:
+        raise NotImplementedError
+
+    def parse(self, output: str) -> T:
+        raise NotImplementedError
+
+
+class PlanContext(Protocol):
+    """What a ``plan`` may use: control-host files and templates, and further facts. Nothing changes."""
+
+    host: str
+    variables: Mapping[str, Any]
+
+    def read(self, fact: Fact[T]) -> T:
+        """Read one more fact now, on its own (a plan that needs facts its arguments did not name)."""
+        ...
+
+    def render_template(self, name: str) -> RenderedTemplate:
+        """Render a template from the project's or the built-in ``templates/`` with the host's vars."""
+        ...
+
+    def find_file(self, name: str) -> Path:
+        """Resolve a control-host file named in a task (relative to the playbook's ``files/``)."""
+        ...
+
+
+@dataclass
+class Plan:
+    """What a task would change, decided from its facts alone; the engine applies it (or, in check
+    mode, only reports it). A plan with no ``script`` and no ``error`` is converged.
+
+    ``msg`` says what the change does ("created /srv/x") or why none is needed; check mode reports
+    ``check_msg`` (default "would have <msg>"). ``error`` fails the task before anything runs,
+    except in check mode when ``pending`` says the error may be an earlier task's doing (a link's
+    source that task creates). ``diff`` is computed only in diff mode; ``what`` names the change
+    when its script fails; ``outcome`` reads the script's result (a backup's path, a validation
+    that failed) and may replace the engine's result.
+    """
+
+    msg: str = ""
+    script: str = ""
+    stdin: bytes | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    diff: Callable[[PlanContext], str] | None = None
+    error: str | None = None
+    pending: str | None = None
+    check_msg: str | None = None
+    what: str = ""
+    outcome: Callable[[CommandResult, dict[str, Any]], TaskResult | None] | None = None
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.script) and self.error is None
+
+
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
 
 
@@ -214,12 +281,26 @@ class Module:
     def check_args(self, args: dict[str, Any]) -> None:
         """Cross-argument validation after coercion; raise ArgumentError with the fix."""
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        """A read-only shell snippet whose stdout ``run`` receives as ``state``; None for no probe."""
+    def facts(self, args: dict[str, Any]) -> Fact[Any] | None:
+        """The fact ``plan`` decides from (None: it needs none)."""
         return None
 
+    def plan(self, args: dict[str, Any], facts: Any, ctx: PlanContext) -> Plan:
+        """What would change, from the parsed facts alone; the engine applies it or reports it."""
+        raise NotImplementedError
+
+    @classmethod
+    def plans(cls) -> bool:
+        """True for a module that keeps the plan contract (``facts`` + ``plan``), not its own ``run``."""
+        return cls.plan is not Module.plan
+
+    def probe(self, args: dict[str, Any]) -> str | None:
+        """The read-only shell snippet the engine batches: the command of ``facts`` by default."""
+        fact = self.facts(args)
+        return fact.command() if fact is not None else None
+
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        """Compare, then change the host unless ``ctx.check``; return the result."""
+        """The older contract, for modules not yet planned: compare, change unless ``ctx.check``."""
         raise NotImplementedError
 
     def check_mode_msg(self, args: dict[str, Any]) -> str:

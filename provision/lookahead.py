@@ -130,8 +130,8 @@ class Lookahead:
 
     def _task_keys(self, task: Task) -> list[ProbeKey]:
         cls = get_module(task.module or "")
-        if cls is None or cls.probe is Module.probe:
-            return []
+        if cls is None or (cls.probe is Module.probe and cls.facts is Module.facts):
+            return []  # reads nothing
         module = cls()
         variables = self.run.variables(task)
         inherited = self.run.inherited[task.id]

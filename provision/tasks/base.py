@@ -5,11 +5,15 @@ from __future__ import annotations
 from ..contract import (
     Arg,
     CommandResult,
+    Fact,
     Module,
+    Plan,
+    PlanContext,
     RenderedTemplate,
     TaskContext,
     TaskResult,
     type_name,
 )
 
-__all__ = ["Arg", "CommandResult", "Module", "RenderedTemplate", "TaskContext", "TaskResult", "type_name"]
+__all__ = ["Arg", "CommandResult", "Fact", "Module", "Plan", "PlanContext", "RenderedTemplate", "TaskContext",
+           "TaskResult", "type_name"]

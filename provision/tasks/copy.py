@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError, InputError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, Fact, Module, Plan, PlanContext
+from .facts import FileBody, PathStates
 from .shell import (
     DIFF_MAX_BYTES,
     FileState,
@@ -28,6 +29,7 @@ from .shell import (
     quote,
     sha256_hex,
     write_file_script,
+    write_outcome,
 )
 
 
@@ -43,6 +45,14 @@ class UploadPlan:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class UploadState:
+    """``UploadFacts``' value: dest's state, and the file's inside dest when dest is a directory."""
+
+    dest: FileState
+    inside: FileState | None = None
+
+
 def upload_probe(dest: str, source_name: str | None) -> str:
     """``pv_stat`` (with sum) of ``dest``, and of ``dest/<source name>`` for a directory dest."""
     lines = [f"pv_stat {quote(dest)} sum"]
@@ -55,7 +65,7 @@ def upload_probe(dest: str, source_name: str | None) -> str:
 def plan_upload(
     dest: str,
     source_name: str | None,
-    state_text: str | None,
+    facts: UploadState | str | None,
     *,
     checksum: str,
     force: bool = True,
@@ -63,22 +73,24 @@ def plan_upload(
     owner: str | None = None,
     group: str | None = None,
 ) -> UploadPlan:
-    """Decide, from the probe's output and the content's sha256, whether to write and what attrs to fix."""
-    lines = (state_text or "absent").splitlines() or ["absent"]
-    dest_state = parse_stat(lines[0])
+    """Decide, from the facts (or the probe's raw output) and the content's sha256, what to write and fix."""
+    if not isinstance(facts, UploadState):
+        facts = UploadFacts(dest, source_name).parse(facts or "")
+    dest_state = facts.dest
+    inside = facts.inside or FileState("absent")
     target, current, make_dir = dest, dest_state, None
     if dest.endswith("/"):
         if not source_name:
             return UploadPlan(dest, dest_state, error=f"dest {dest} is a directory; name the file to write")
         target = posixpath.join(dest, source_name)
-        current = parse_stat(lines[1]) if len(lines) > 1 else FileState("absent")
+        current = inside
         if not dest_state.exists:
             make_dir = dest
     elif dest_state.type == "directory":
         if not source_name:
             return UploadPlan(dest, dest_state, error=f"dest {dest} is a directory; name the file to write")
         target = posixpath.join(dest, source_name)
-        current = parse_stat(lines[1]) if len(lines) > 1 else FileState("absent")
+        current = inside
     plan = UploadPlan(target, current, make_dir=make_dir)
     if current.type == "link":
         plan.error = f"dest {target} is a symlink (to {current.link_target}); write to the file it points to"
@@ -95,7 +107,7 @@ def plan_upload(
 class Upload(Module):
     """What ``copy`` and ``template`` share; subclasses say where the content comes from."""
 
-    def content(self, args: dict[str, Any], ctx: TaskContext) -> bytes:
+    def content(self, args: dict[str, Any], ctx: PlanContext) -> bytes:
         raise NotImplementedError
 
     def source_name(self, args: dict[str, Any]) -> str | None:
@@ -108,67 +120,81 @@ class Upload(Module):
         if args.get("validate") and "%s" not in args["validate"]:
             raise ArgumentError(f"{self.name}: validate {args['validate']!r} must contain %s for the new file")
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        return upload_probe(args["dest"], self.source_name(args))
+    def facts(self, args: dict[str, Any]) -> UploadFacts:
+        return UploadFacts(args["dest"], self.source_name(args))
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: UploadState, ctx: PlanContext) -> Plan:
         try:
             data = self.content(args, ctx)
         except InputError as exc:
-            return TaskResult.failed(str(exc), dest=args["dest"])
+            return Plan(error=str(exc), data={"dest": args["dest"]})
+        return self.plan_content(args, facts, data)
+
+    def plan_content(self, args: dict[str, Any], facts: UploadState, data: bytes) -> Plan:
+        """The plan for writing ``data`` (the content, read or rendered on the control host)."""
         checksum = sha256_hex(data)
         mode, owner, group = parse_mode(args.get("mode")), args.get("owner"), args.get("group")
         plan = plan_upload(
-            args["dest"], self.source_name(args), state,
+            args["dest"], self.source_name(args), facts,
             checksum=checksum, force=args.get("force", True), mode=mode, owner=owner, group=group,
         )  # fmt: skip
         target = plan.target
         info: dict[str, Any] = {"dest": target, "checksum": checksum, "size": len(data)}
         if plan.error:
-            return TaskResult.failed(plan.error, **info)
+            return Plan(error=plan.error, data=info)
         if not plan.write and not plan.changes:
-            return TaskResult.ok("", **info)
-        diff = self._diff(plan, data, ctx) if ctx.diff else None
+            return Plan(data=info)
         what = "changed " + ", ".join(plan.changes)
         if plan.write:
             what = "updated" if plan.current.exists else "created"
-        if ctx.check:
-            return TaskResult.changed(f"would have {what} {target}", diff=diff, **info)
         if plan.write:
             script = f"mkdir -p -- {quote(plan.make_dir)}\n" if plan.make_dir else ""
             script += write_file_script(
                 target, mode=mode, owner=owner, group=group,
                 backup=args.get("backup", False), validate=args.get("validate"), size=len(data),
             )  # fmt: skip
-            result = ctx.run(script, stdin=data)
+            stdin: bytes | None = data
         else:
-            result = ctx.run("set -e\n" + changes_script(target, plan.changes))
-        if not result.ok:
-            if result.rc == 3 and args.get("validate"):
-                what = f"validation of {target} ({args['validate']}); the old file is kept"
-                return TaskResult.from_command(what, result)
-            return TaskResult.from_command(f"writing {target}", result)
-        if plan.write and args.get("backup") and result.stdout.strip():
-            info["backup_file"] = result.stdout.strip().splitlines()[-1]
-        return TaskResult.changed(f"{what} {target}", diff=diff, **info)
+            script, stdin = "set -e\n" + changes_script(target, plan.changes), None
+        return Plan(f"{what} {target}", script=script, stdin=stdin, data=info,
+                    diff=lambda reader: upload_diff(plan, data, reader),
+                    outcome=write_outcome(target, validate=args.get("validate"),
+                                          backup=plan.write and args.get("backup", False)))
 
-    def _diff(self, plan: UploadPlan, data: bytes, ctx: TaskContext) -> str:
-        parts = []
-        if plan.write:
-            if not plan.current.exists:
-                parts.append(content_diff(None, data, plan.target))
-            elif plan.current.size > DIFF_MAX_BYTES or len(data) > DIFF_MAX_BYTES:
+
+def upload_diff(plan: UploadPlan, data: bytes, ctx: PlanContext) -> str:
+    """The content diff (the old file read from the host, if worth showing) and the attribute diff."""
+    parts = []
+    if plan.write:
+        if not plan.current.exists:
+            parts.append(content_diff(None, data, plan.target))
+        elif plan.current.size > DIFF_MAX_BYTES or len(data) > DIFF_MAX_BYTES:
+            parts.append(not_shown_diff(plan.target))
+        else:
+            old = ctx.read(FileBody(plan.target))
+            # The transport decodes with replacement: a U+FFFD means the old file is not UTF-8.
+            if old is None or "\ufffd" in old:
                 parts.append(not_shown_diff(plan.target))
             else:
-                old = ctx.run(f"cat -- {quote(plan.target)}", readonly=True)
-                # The transport decodes with replacement: a U+FFFD means the old file is not UTF-8.
-                if not old.ok or "\ufffd" in old.stdout:
-                    parts.append(not_shown_diff(plan.target))
-                else:
-                    parts.append(content_diff(old.stdout.encode(), data, plan.target))
-        if plan.changes:
-            parts.append(attrs_diff(plan.target, plan.current.type, "file", plan.changes))
-        return "".join(parts)
+                parts.append(content_diff(old.encode(), data, plan.target))
+    if plan.changes:
+        parts.append(attrs_diff(plan.target, plan.current.type, "file", plan.changes))
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class UploadFacts(Fact[UploadState]):
+    """The destination's state and, when it is (or names) a directory, the state of the file inside."""
+
+    dest: str
+    source_name: str | None
+
+    def command(self) -> str:
+        return upload_probe(self.dest, self.source_name)
+
+    def parse(self, output: str) -> UploadState:
+        lines = (output or "absent").splitlines() or ["absent"]
+        return UploadState(parse_stat(lines[0]), parse_stat(lines[1]) if len(lines) > 1 else None)
 
 
 _UPLOAD_ARGS = {
@@ -205,55 +231,51 @@ class Copy(Upload):
         if (args.get("src") is None) == (args.get("content") is None):
             raise ArgumentError("copy: give exactly one of src (a control-host file) or content")
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: UploadState, ctx: PlanContext) -> Plan:
         if args.get("src") is not None:
             try:
                 root = ctx.find_file(args["src"])
             except InputError as exc:
-                return TaskResult.failed(str(exc), dest=args["dest"])
+                return Plan(error=str(exc), data={"dest": args["dest"]})
             if root.is_dir():
-                return self.copy_tree(args, ctx, root)
-        return super().run(args, ctx, state)
+                return self.plan_tree(args, ctx, root)
+        return super().plan(args, facts, ctx)
 
-    def content(self, args: dict[str, Any], ctx: TaskContext) -> bytes:
+    def content(self, args: dict[str, Any], ctx: PlanContext) -> bytes:
         if args.get("content") is not None:
             return str(args["content"]).encode()
         return ctx.find_file(args["src"]).read_bytes()
 
-    def copy_tree(self, args: dict[str, Any], ctx: TaskContext, root: Path) -> TaskResult:
+    def plan_tree(self, args: dict[str, Any], ctx: PlanContext, root: Path) -> Plan:
         """Copy a control-host directory: one extra read of the remote tree, then one script for all changes."""
         dest = args["dest"].rstrip("/") or "/"
         if args.get("validate"):
-            return TaskResult.failed("copy: validate is not supported when src is a directory", dest=dest)
+            return Plan(error="copy: validate is not supported when src is a directory", data={"dest": dest})
         dirs, files = local_tree(root, keep_name=not args["src"].endswith("/"))
         remote_dirs = [posixpath.join(dest, d) for d in dirs]
         remote_files = [posixpath.join(dest, f) for f in files]
-        probe = "\n".join(
-            [f"pv_stat {quote(dest)}"]
-            + [f"pv_stat {quote(d)}" for d in remote_dirs]
-            + [f"pv_stat {quote(f)} sum" for f in remote_files]
-        )
-        states = ctx.run(probe, readonly=True).stdout.splitlines()
-        if len(states) != 1 + len(dirs) + len(files):
-            return TaskResult.failed(f"copy: cannot read the state of {dest} on the host", dest=dest)
+        try:
+            states = ctx.read(PathStates([dest, *remote_dirs, *remote_files],
+                                         [False] * (1 + len(dirs)) + [True] * len(files)))
+        except ValueError:
+            return Plan(error=f"copy: cannot read the state of {dest} on the host", data={"dest": dest})
         mode, owner, group = parse_mode(args.get("mode")), args.get("owner"), args.get("group")
         spec = f"{owner or ''}{':' + group if group else ''}"
-        script, stdin, diffs, touched = ["set -e"], [], [], []
-        for path, line in zip([dest, *remote_dirs], states, strict=False):
-            current = parse_stat(line)
+        script, stdin, planned, touched = ["set -e"], [], [], []
+        for path, current in zip([dest, *remote_dirs], states, strict=False):
             if current.exists and current.type != "directory":
-                return TaskResult.failed(f"copy: {path} on the host is a {current.type}, not a directory", dest=dest)
+                return Plan(error=f"copy: {path} on the host is a {current.type}, not a directory", data={"dest": dest})
             if not current.exists:
                 script.append(
                     f"mkdir -p -- {quote(path)}" + (f" && chown {quote(spec)} -- {quote(path)}" if spec else "")
                 )
                 touched.append(path + "/")
-        for (rel, local), line in zip(files.items(), states[1 + len(dirs) :], strict=True):
+        for (rel, local), current in zip(files.items(), states[1 + len(dirs) :], strict=True):
             data, target = local.read_bytes(), posixpath.join(dest, rel)
-            plan = plan_upload(target, None, line, checksum=sha256_hex(data), force=args.get("force", True),
-                               mode=mode, owner=owner, group=group)  # fmt: skip
+            plan = plan_upload(target, None, UploadState(current), checksum=sha256_hex(data),
+                               force=args.get("force", True), mode=mode, owner=owner, group=group)  # fmt: skip
             if plan.error:
-                return TaskResult.failed(f"copy: {plan.error}", dest=dest)
+                return Plan(error=f"copy: {plan.error}", data={"dest": dest})
             if plan.write:
                 script.append(write_file_script(target, mode=mode, owner=owner, group=group,
                                                 backup=args.get("backup", False), size=len(data)))  # fmt: skip
@@ -262,19 +284,13 @@ class Copy(Upload):
                 script.append(changes_script(target, plan.changes))
             if plan.write or plan.changes:
                 touched.append(target)
-                if ctx.diff:
-                    diffs.append(self._diff(plan, data, ctx))
+                planned.append((plan, data))
         info: dict[str, Any] = {"dest": dest, "changed_paths": touched}
         if not touched:
-            return TaskResult.ok("", **info)
-        what = f"{len(touched)} path(s) under {dest}"
-        diff = "".join(diffs) if ctx.diff else None
-        if ctx.check:
-            return TaskResult.changed(f"would have updated {what}", diff=diff, **info)
-        result = ctx.run("\n".join(script) + "\n", stdin=b"".join(stdin))
-        if not result.ok:
-            return TaskResult.from_command(f"copying {args['src']} to {dest}", result)
-        return TaskResult.changed(f"updated {what}", diff=diff, **info)
+            return Plan(data=info)
+        return Plan(f"updated {len(touched)} path(s) under {dest}", script="\n".join(script) + "\n",
+                    stdin=b"".join(stdin), data=info, what=f"copying {args['src']} to {dest}",
+                    diff=lambda reader: "".join(upload_diff(plan, data, reader) for plan, data in planned))
 
 
 def local_tree(root: Path, *, keep_name: bool) -> tuple[list[str], dict[str, Path]]:

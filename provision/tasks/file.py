@@ -1,8 +1,8 @@
 """``file``: a path's type (file, directory, symlink, absent, touched) and its mode/owner/group.
 
-The probe reads the path (and, for ``recurse``, whether anything in the tree differs; for a link,
-whether its source exists); ``plan_file`` decides from that text alone, so a converged task costs
-no extra call and every decision is unit-tested with canned probe output.
+The fact (``FileFacts``) reads the path (and, for ``recurse``, whether anything in the tree
+differs; for a link, whether its source exists); ``plan_file`` decides from it alone, so a
+converged task costs no extra call and every decision is unit-tested with captured probe output.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, Fact, Module, Plan, PlanContext
 from .shell import (
     FileState,
     attr_changes,
@@ -78,11 +78,36 @@ def file_probe(args: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plan_file(args: dict[str, Any], state_text: str | None) -> FilePlan:
-    """Decide the change for ``file`` from the probe's output."""
-    lines = (state_text or "").splitlines()
-    current = parse_stat(lines[0] if lines else "absent")
-    extra = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+@dataclass(frozen=True)
+class FileFacts(Fact["FileFacts.Value"]):
+    """``file``'s fact: the path's state, and what its arguments also need to know."""
+
+    args: tuple[tuple[str, Any], ...]
+
+    @dataclass(frozen=True)
+    class Value:
+        state: FileState
+        tree_differs: bool | None = None  # recurse: does anything below differ (None: not asked)
+        src_present: bool | None = None  # link: does its source exist (None: not asked)
+
+    def command(self) -> str:
+        return file_probe(dict(self.args))
+
+    def parse(self, output: str) -> FileFacts.Value:
+        lines = (output or "").splitlines()
+        extra = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+        return FileFacts.Value(
+            parse_stat(lines[0] if lines else "absent"),
+            None if "tree" not in extra else extra["tree"] == "differs",
+            None if "src" not in extra else extra["src"] == "present",
+        )
+
+
+def plan_file(args: dict[str, Any], facts: FileFacts.Value | str | None) -> FilePlan:
+    """Decide the change for ``file`` from its facts (or the probe's raw output, parsed here)."""
+    if not isinstance(facts, FileFacts.Value):
+        facts = FileFacts(()).parse(facts or "")
+    current = facts.state
     path = args["path"]
     mode, owner, group = parse_mode(args.get("mode")), args.get("owner"), args.get("group")
     state = args.get("state") or _default_state(current)
@@ -102,7 +127,7 @@ def plan_file(args: dict[str, Any], state_text: str | None) -> FilePlan:
 
     plan.after = {"touch": "file"}.get(state, state)
     if state == "link":
-        return _plan_link(plan, args, current, extra.get("src"), owner, group)
+        return _plan_link(plan, args, current, facts.src_present, owner, group)
 
     if current.exists and current.type != plan.after and not (state == "touch" and current.type != "link"):
         plan.error = f"{path} is a {current.type}, not a {plan.after}"
@@ -134,7 +159,7 @@ def plan_file(args: dict[str, Any], state_text: str | None) -> FilePlan:
     script = ""
     if plan.changes:
         script = changes_script(path, plan.changes)
-    if args.get("recurse") and extra.get("tree") == "differs":
+    if args.get("recurse") and facts.tree_differs:
         script = attrs_script(path, mode=mode, owner=owner, group=group, recurse=True)
         plan.changes.setdefault("tree", ("differs", "set recursively"))
     plan.script = script
@@ -147,7 +172,7 @@ def _plan_link(
     plan: FilePlan,
     args: dict[str, Any],
     current: FileState,
-    src_state: str | None,
+    src_present: bool | None,
     owner: str | None,
     group: str | None,
 ) -> FilePlan:
@@ -167,7 +192,7 @@ def _plan_link(
         plan.error = f"{path} is a {current.type}; refusing to replace it by a link"
         plan.msg = "set force: true to replace it"
         return plan
-    if src_state == "absent" and not args.get("force"):
+    if src_present is False and not args.get("force"):
         plan.error = f"link source {link_source(path, src)} does not exist"
         plan.msg = "set force: true to create a dangling link anyway"
         plan.missing_source = True
@@ -234,26 +259,22 @@ class File(Module):
         if posixpath.normpath(args["path"]) == "/" and state == "absent":
             raise ArgumentError("file: refusing to remove /")
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        return file_probe(args)
+    def facts(self, args: dict[str, Any]) -> FileFacts:
+        return FileFacts(tuple(sorted(args.items())))
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        plan = plan_file(args, state)
+    def plan(self, args: dict[str, Any], facts: FileFacts.Value, ctx: PlanContext) -> Plan:
+        plan = plan_file(args, facts)
         path = args["path"]
         data: dict[str, Any] = {"path": path, "state": plan.after}
-        if plan.error and plan.missing_source and ctx.check:
-            return TaskResult.changed(f"would link {path} -> {args['src']} (its source does not exist yet; "
-                                      "an earlier task may create it)", **data)
         if plan.error:
-            return TaskResult.failed(f"{plan.error} (fix: {plan.msg})", **data)
+            pending = None
+            if plan.missing_source:
+                pending = (f"would link {path} -> {args['src']} (its source does not exist yet; "
+                           "an earlier task may create it)")
+            return Plan(error=f"{plan.error} (fix: {plan.msg})", pending=pending, data=data)
         if not plan.script:
-            return TaskResult.ok("", **data)
+            return Plan(data=data)
         data["before"] = {"state": plan.before, **{k: v[0] for k, v in plan.changes.items()}}
         data["after"] = {"state": plan.after, **{k: v[1] for k, v in plan.changes.items()}}
-        diff = attrs_diff(path, plan.before, plan.after, plan.changes) if ctx.diff else None
-        if ctx.check:
-            return TaskResult.changed(f"would have {plan.msg}", diff=diff, **data)
-        result = ctx.run("set -e\n" + plan.script)
-        if not result.ok:
-            return TaskResult.from_command(f"file {path} ({plan.msg})", result)
-        return TaskResult.changed(plan.msg, diff=diff, **data)
+        return Plan(plan.msg, script="set -e\n" + plan.script, data=data, what=f"file {path} ({plan.msg})",
+                    diff=lambda _ctx: attrs_diff(path, plan.before, plan.after, plan.changes))

@@ -1,6 +1,6 @@
 """``lineinfile``: make sure one line is in a file (or no line matching a pattern is), as Ansible does.
 
-The probe brings the file's content with the batch; ``edit_lines`` computes the new content as a
+The fact (``FileText``) brings the file's content with the batch; ``edit_lines`` computes the new content as a
 pure function with Ansible's rules (the last match is replaced unless ``firstmatch``; with no
 match the line goes after/before the ``insertafter``/``insertbefore`` match, else at the end),
 and a change is one atomic write.
@@ -14,20 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, Module, Plan, PlanContext
+from .facts import FileText, TextFile
 from .shell import (
     FileState,
     attr_changes,
     attrs_diff,
     changes_script,
     parse_mode,
-    parse_stat,
     quote,
     unified_diff,
     write_file_script,
+    write_outcome,
 )
-
-_END = ".pv-end"
 
 
 @dataclass(frozen=True)
@@ -144,18 +143,13 @@ def _remove(lines: list[str], line: str | None, regexp: str | None, search_strin
 
 def lineinfile_probe(path: str) -> str:
     """The path's ``pv_stat``, then ``pv_cat`` of it, closed by an end mark (trailing newlines survive)."""
-    return f"pv_stat {quote(path)}\npv_cat {quote(path)}\nprintf '\\n{_END}\\n'"
+    return FileText(path).command()
 
 
 def parse_probe(state_text: str | None) -> tuple[FileState, str | None]:
     """(stat, content or None when the file is absent) from the probe's output."""
-    text = state_text or "absent\nabsent\n\n" + _END
-    stat_line, _, rest = text.partition("\n")
-    marker, _, content = rest.partition("\n")
-    content = content.rstrip("\n")
-    content = content.removesuffix(_END)
-    content = content[:-1] if content.endswith("\n") else content
-    return parse_stat(stat_line), content if marker == "present" else None
+    found = FileText("").parse(state_text or "")
+    return found.state, found.text
 
 
 class LineInFile(Module):
@@ -221,24 +215,24 @@ class LineInFile(Module):
         if args.get("validate") and "%s" not in args["validate"]:
             raise ArgumentError(f"lineinfile: validate {args['validate']!r} must contain %s for the new file")
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        return lineinfile_probe(args["path"])
+    def facts(self, args: dict[str, Any]) -> FileText:
+        return FileText(args["path"])
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: TextFile, ctx: PlanContext) -> Plan:
         path = args["path"]
-        current, content = parse_probe(state)
+        current, content = facts.state, facts.text
         data: dict[str, Any] = {"path": path}
         if current.type == "link":
-            return TaskResult.failed(f"{path} is a symlink (to {current.link_target}); edit its target", **data)
+            return Plan(error=f"{path} is a symlink (to {current.link_target}); edit its target", data=data)
         if current.type not in ("file", "absent"):
-            return TaskResult.failed(f"{path} is a {current.type}, not a file", **data)
+            return Plan(error=f"{path} is a {current.type}, not a file", data=data)
         if content is None:
             if args["state"] == "absent":
-                return TaskResult.ok("file not present", **data)
+                return Plan("file not present", data=data)
             if not args.get("create"):
-                return TaskResult.failed(f"{path} does not exist (fix: set create: true to create it)", **data)
+                return Plan(error=f"{path} does not exist (fix: set create: true to create it)", data=data)
         elif "\ufffd" in content:
-            return TaskResult.failed(f"{path} is not UTF-8 text; lineinfile would damage it", **data)
+            return Plan(error=f"{path} is not UTF-8 text; lineinfile would damage it", data=data)
         try:
             edit = edit_lines(
                 content or "",
@@ -247,33 +241,28 @@ class LineInFile(Module):
                 firstmatch=args.get("firstmatch", False), backrefs=args.get("backrefs", False),
             )  # fmt: skip
         except (re.error, IndexError) as exc:
-            return TaskResult.failed(f"lineinfile {path}: cannot apply {args.get('line')!r}: {exc}", **data)
+            return Plan(error=f"lineinfile {path}: cannot apply {args.get('line')!r}: {exc}", data=data)
         mode, owner, group = parse_mode(args.get("mode")), args.get("owner"), args.get("group")
         changes = attr_changes(current, mode=mode, owner=owner, group=group) if current.exists else {}
         write = edit.changed or content is None
         if args["state"] == "absent":
             data["found"] = edit.found
         if not write and not changes:
-            return TaskResult.ok("", **data)
+            return Plan(data=data)
         msg = edit.msg or ("created " + path if content is None else "changed " + ", ".join(changes))
-        diff = None
-        if ctx.diff:
-            diff = unified_diff(content or "", edit.text, path) if write else ""
-            diff += attrs_diff(path, current.type, "file", changes) if changes else ""
-        if ctx.check:
-            return TaskResult.changed(f"would have: {msg}", diff=diff, **data)
-        if write:
-            script = f"mkdir -p -- {quote(posixpath.dirname(path))}\n" if content is None and "/" in path else ""
-            new_bytes = edit.text.encode()
-            script += write_file_script(
-                path, mode=mode, owner=owner, group=group,
-                backup=args.get("backup", False), validate=args.get("validate"), size=len(new_bytes),
-            )  # fmt: skip
-            result = ctx.run(script, stdin=new_bytes)
-        else:
-            result = ctx.run("set -e\n" + changes_script(path, changes))
-        if not result.ok:
-            return TaskResult.from_command(f"writing {path}", result)
-        if write and args.get("backup") and result.stdout.strip():
-            data["backup"] = result.stdout.strip().splitlines()[-1]
-        return TaskResult.changed(msg, diff=diff, **data)
+
+        def diff(_ctx: PlanContext) -> str:
+            text = unified_diff(content or "", edit.text, path) if write else ""
+            return text + (attrs_diff(path, current.type, "file", changes) if changes else "")
+
+        if not write:
+            return Plan(msg, script="set -e\n" + changes_script(path, changes), data=data, diff=diff,
+                        check_msg=f"would have: {msg}", what=f"writing {path}")
+        script = f"mkdir -p -- {quote(posixpath.dirname(path))}\n" if content is None and "/" in path else ""
+        new_bytes = edit.text.encode()
+        script += write_file_script(
+            path, mode=mode, owner=owner, group=group,
+            backup=args.get("backup", False), validate=args.get("validate"), size=len(new_bytes),
+        )  # fmt: skip
+        return Plan(msg, script=script, stdin=new_bytes, data=data, diff=diff, check_msg=f"would have: {msg}",
+                    outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)))

@@ -13,9 +13,11 @@ import difflib
 import hashlib
 import secrets as _random
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..contract import CommandResult, TaskResult
 from ..errors import ArgumentError
 from ..probes import SHELL_LIB as SHELL_LIB  # pv_stat, pv_flush, pv_cat (the probe protocol's)
 
@@ -143,6 +145,27 @@ def write_file_script(
     lines.append(f"mv -f {q_tmp} {q_dest}")
     lines.append("trap - EXIT HUP INT TERM PIPE")
     return "\n".join(lines) + "\n"
+
+
+def write_outcome(
+    target: str, *, validate: str | None = None, backup: bool = False
+) -> Callable[[CommandResult, dict[str, Any]], TaskResult | None]:
+    """How a ``write_file_script`` change reports itself, the same for every module that writes files.
+
+    A failed ``validate`` (exit 3) says so and that the old file is kept; with ``backup`` the old
+    file's copy is registered as ``backup_file`` (Ansible's name).
+    """
+
+    def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult | None:
+        if not result.ok:
+            if result.rc == 3 and validate:
+                return TaskResult.from_command(f"validation of {target} ({validate}); the old file is kept", result)
+            return TaskResult.from_command(f"writing {target}", result)
+        if backup and result.stdout.strip():
+            data["backup_file"] = result.stdout.strip().splitlines()[-1]
+        return None
+
+    return outcome
 
 
 def _escape_sq(text: str) -> str:

@@ -10,7 +10,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Arg, TaskContext
+from .base import Arg, PlanContext
 from .copy import _UPLOAD_ARGS, Upload
 
 
@@ -33,7 +33,7 @@ class Template(Upload):
     def source_name(self, args: dict[str, Any]) -> str | None:
         return posixpath.basename(str(args["src"])).removesuffix(".j2")
 
-    def content(self, args: dict[str, Any], ctx: TaskContext) -> bytes:
+    def content(self, args: dict[str, Any], ctx: PlanContext) -> bytes:
         return ctx.render_template(args["src"]).text.encode()
 
     @classmethod

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from provision.apply import execute_module
 from provision.connection import LocalConnection
 from provision.context import HostContext
 from provision.tasks.base import Module, TaskResult
@@ -21,13 +22,13 @@ def local_context(
 
 
 def run_task(module_cls: type[Module], raw: Any, ctx: HostContext) -> TaskResult:
-    """normalize → coerce → check_args → probe (one readonly call) → run."""
+    """normalize → coerce → check_args → probe (one readonly call) → the engine applies the module."""
     module = module_cls()
     args = module_cls.coerce(module_cls.normalize(raw))
     module.check_args(args)
     script = module.probe(args)
     state = ctx.run(script, readonly=True).stdout if script is not None else None
-    return module.run(args, ctx, state)
+    return execute_module(module, args, ctx, state)
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:

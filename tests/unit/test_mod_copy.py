@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.copy import Copy, plan_upload, upload_probe
@@ -74,14 +75,14 @@ def copy_args(**raw: Any) -> dict[str, Any]:
 
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext(diff=True)
-    result = Copy().run(copy_args(), ctx, stat())
+    result = execute_module(Copy(), copy_args(), ctx, stat())
     assert result.status == "ok" and ctx.calls == []
     assert result.data == {"dest": "/etc/a", "checksum": SUM, "size": len(NEW)}
 
 
 def test_write_is_one_call_with_content_on_stdin() -> None:
     ctx = FakeContext(results=[CommandResult(0, "/etc/a.20260101~\n", "")])
-    result = Copy().run(copy_args(mode="0640", owner="www", backup=True, validate="nginx -t -c %s"), ctx,
+    result = execute_module(Copy(), copy_args(mode="0640", owner="www", backup=True, validate="nginx -t -c %s"), ctx,
                         stat(sha=OTHER))  # fmt: skip
     assert result.status == "changed" and result.msg == "updated /etc/a"
     assert result.data["backup_file"] == "/etc/a.20260101~"
@@ -93,7 +94,7 @@ def test_write_is_one_call_with_content_on_stdin() -> None:
 
 def test_attrs_only_sends_no_content() -> None:
     ctx = FakeContext()
-    result = Copy().run(copy_args(mode="0600"), ctx, stat())
+    result = execute_module(Copy(), copy_args(mode="0600"), ctx, stat())
     assert result.status == "changed" and result.msg == "changed mode /etc/a"
     [(script, stdin, _)] = ctx.calls
     assert script == "set -e\nchmod 600 -- /etc/a\n" and stdin is None
@@ -101,8 +102,8 @@ def test_attrs_only_sends_no_content() -> None:
 
 def test_check_mode_diff_reads_old_content_readonly() -> None:
     old = "server {\n  listen 8080;\n}\n"
-    ctx = FakeContext(check=True, diff=True, results=[CommandResult(0, old, "")])
-    result = Copy().run(copy_args(), ctx, stat(sha=OTHER))
+    ctx = FakeContext(check=True, diff=True, results=[CommandResult(0, "present\n" + old, "")])
+    result = execute_module(Copy(), copy_args(), ctx, stat(sha=OTHER))
     assert result.status == "changed" and result.msg == "would have updated /etc/a"
     assert [readonly for _, _, readonly in ctx.calls] == [True]
     assert result.diff == (
@@ -112,13 +113,13 @@ def test_check_mode_diff_reads_old_content_readonly() -> None:
 
 def test_no_diff_read_without_diff_mode() -> None:
     ctx = FakeContext(check=True)
-    Copy().run(copy_args(), ctx, stat(sha=OTHER))
+    execute_module(Copy(), copy_args(), ctx, stat(sha=OTHER))
     assert ctx.calls == []
 
 
 def test_diff_of_new_file_needs_no_read() -> None:
     ctx = FakeContext(check=True, diff=True)
-    result = Copy().run(copy_args(), ctx, "absent")
+    result = execute_module(Copy(), copy_args(), ctx, "absent")
     assert ctx.calls == []
     assert result.diff is not None and result.diff.startswith("--- before: /etc/a\n+++ after: /etc/a\n@@ -0,0 +1,3 @@")
 
@@ -129,8 +130,8 @@ def test_diff_of_new_file_needs_no_read() -> None:
     ids=["old binary", "old large"],
 )
 def test_diff_not_shown(old: str, size: int) -> None:
-    ctx = FakeContext(check=True, diff=True, results=[CommandResult(0, old, "")])
-    result = Copy().run(copy_args(), ctx, stat(sha=OTHER, size=size))
+    ctx = FakeContext(check=True, diff=True, results=[CommandResult(0, "present\n" + old, "")])
+    result = execute_module(Copy(), copy_args(), ctx, stat(sha=OTHER, size=size))
     assert DIFF_NOT_SHOWN in (result.diff or "")
 
 
@@ -140,20 +141,20 @@ def test_binary_new_content_not_diffed(tmp_path: Path) -> None:
     ctx = FakeContext(check=True, diff=True)
     ctx.files["blob"] = blob
     args = args_of(Copy, {"src": "blob", "dest": "/opt/"})
-    result = Copy().run(args, ctx, "absent\nabsent")
+    result = execute_module(Copy(), args, ctx, "absent\nabsent")
     assert result.data["dest"] == "/opt/blob"
     assert DIFF_NOT_SHOWN in (result.diff or "")
 
 
 def test_validation_failure_keeps_old_file() -> None:
     ctx = FakeContext(results=[CommandResult(3, "", "emerg: unknown directive\nvalidation failed: nginx -t -c %s\n")])
-    result = Copy().run(copy_args(validate="nginx -t -c %s"), ctx, stat(sha=OTHER))
+    result = execute_module(Copy(), copy_args(validate="nginx -t -c %s"), ctx, stat(sha=OTHER))
     assert result.status == "failed"
     assert "old file is kept" in result.msg and "unknown directive" in result.msg
 
 
 def test_missing_src_fails_cleanly() -> None:
-    result = Copy().run(args_of(Copy, {"src": "nope.txt", "dest": "/x"}), FakeContext(), "absent")
+    result = execute_module(Copy(), args_of(Copy, {"src": "nope.txt", "dest": "/x"}), FakeContext(), "absent")
     assert result.status == "failed" and "not found on the control host" in result.msg
 
 
@@ -164,7 +165,7 @@ def test_directory_tree_plan(tmp_path: Path) -> None:
     tree_state = "\n".join([DIR, "absent", stat(), "absent"]) + "\n"  # dest, dest/sub, dest/a.txt, dest/sub/b
     ctx = FakeContext(results=[CommandResult(0, tree_state, "")])
     ctx.files["site/"] = tmp_path
-    result = Copy().run(args_of(Copy, {"src": "site/", "dest": "/srv/site"}), ctx, None)
+    result = execute_module(Copy(), args_of(Copy, {"src": "site/", "dest": "/srv/site"}), ctx, None)
     assert result.status == "changed"
     assert result.data["changed_paths"] == ["/srv/site/sub/", "/srv/site/sub/b"]
     [(probe, _, readonly), (script, stdin, change_readonly)] = ctx.calls
@@ -177,7 +178,7 @@ def test_directory_tree_plan(tmp_path: Path) -> None:
 def test_directory_tree_refuses_validate(tmp_path: Path) -> None:
     ctx = FakeContext()
     ctx.files["tree"] = tmp_path
-    result = Copy().run(args_of(Copy, {"src": "tree", "dest": "/x", "validate": "true %s"}), ctx, "absent")
+    result = execute_module(Copy(), args_of(Copy, {"src": "tree", "dest": "/x", "validate": "true %s"}), ctx, "absent")
     assert result.status == "failed" and "validate is not supported" in result.msg and ctx.calls == []
 
 
@@ -201,9 +202,9 @@ def test_template_renders_on_the_control_host_and_shares_copy() -> None:
     args = args_of(Template, {"src": "nginx.conf.j2", "dest": "/etc/nginx/conf.d/"})
     Template().check_args(args)
     assert Template().probe(args) == "pv_stat /etc/nginx/conf.d/ sum\npv_stat /etc/nginx/conf.d/nginx.conf sum"
-    converged = Template().run(args, ctx, f"{DIR}\n{stat()}")
+    converged = execute_module(Template(), args, ctx, f"{DIR}\n{stat()}")
     assert converged.status == "ok" and ctx.calls == []
-    changed = Template().run(args, ctx, f"{DIR}\nabsent")
+    changed = execute_module(Template(), args, ctx, f"{DIR}\nabsent")
     assert changed.status == "changed" and changed.data["dest"] == "/etc/nginx/conf.d/nginx.conf"
     [(_, stdin, _)] = ctx.calls
     assert stdin == NEW

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.file import File, file_probe, missing_parents, plan_file
 from tests.unit._modrun import FakeContext, args_of
@@ -117,13 +118,13 @@ def test_aliases() -> None:
 
 def test_run_converged_costs_nothing() -> None:
     ctx = FakeContext()
-    result = File().run(args_of(File, {"path": "/f", "mode": "0644"}), ctx, FILE)
+    result = execute_module(File(), args_of(File, {"path": "/f", "mode": "0644"}), ctx, FILE)
     assert result.status == "ok" and ctx.calls == []
 
 
 def test_run_check_mode_with_diff() -> None:
     ctx = FakeContext(check=True, diff=True)
-    result = File().run(args_of(File, {"path": "/f", "mode": "0600", "owner": "www"}), ctx, FILE)
+    result = execute_module(File(), args_of(File, {"path": "/f", "mode": "0600", "owner": "www"}), ctx, FILE)
     assert result.status == "changed" and ctx.calls == []
     assert result.diff == (
         "--- before: /f (attributes)\n+++ after: /f (attributes)\n@@ -1,3 +1,3 @@\n"
@@ -135,12 +136,12 @@ def test_run_check_mode_with_diff() -> None:
 
 def test_run_applies_in_one_call() -> None:
     ctx = FakeContext()
-    result = File().run(args_of(File, {"path": "/f", "state": "absent"}), ctx, FILE)
+    result = execute_module(File(), args_of(File, {"path": "/f", "state": "absent"}), ctx, FILE)
     assert result.status == "changed"
     [(script, _, readonly)] = ctx.calls
     assert script == "set -e\nrm -rf -- /f\n" and not readonly
 
 
 def test_run_error_is_failed_with_fix() -> None:
-    result = File().run(args_of(File, {"path": "/f"}), FakeContext(), "absent")
+    result = execute_module(File(), args_of(File, {"path": "/f"}), FakeContext(), "absent")
     assert result.status == "failed" and "state: touch" in result.msg

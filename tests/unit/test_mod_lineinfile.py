@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.lineinfile import LineInFile, edit_lines, lineinfile_probe, parse_probe
@@ -138,7 +139,7 @@ def run(raw: dict[str, Any], probe: str, **ctx_kw: Any) -> tuple[Any, FakeContex
     ctx = FakeContext(**ctx_kw)
     args = args_of(LineInFile, raw)
     LineInFile().check_args(args)
-    return LineInFile().run(args, ctx, probe), ctx
+    return execute_module(LineInFile(), args, ctx, probe), ctx
 
 
 def test_probe_is_readonly_snippet() -> None:
@@ -156,7 +157,7 @@ def test_change_is_one_atomic_write() -> None:
                       results=[CommandResult(0, "/etc/f.2026~\n", "")])  # fmt: skip
     assert result.status == "changed"
     assert result.msg == "line added"
-    assert result.data["backup"] == "/etc/f.2026~"
+    assert result.data["backup_file"] == "/etc/f.2026~"
     [(script, stdin, readonly)] = ctx.calls
     assert stdin == b"a\nc\n"
     assert not readonly

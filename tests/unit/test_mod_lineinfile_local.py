@@ -51,7 +51,7 @@ def test_absent_with_backup(tmp_path: Path) -> None:
     result = converge({"path": str(path), "regexp": r"\bold$", "state": "absent", "backup": True}, tmp_path)
     assert path.read_text() == "127.0.0.1 localhost\n"
     assert result.data["found"] == 1
-    assert Path(result.data["backup"]).read_text() == "127.0.0.1 localhost\n10.0.0.9 old\n"
+    assert Path(result.data["backup_file"]).read_text() == "127.0.0.1 localhost\n10.0.0.9 old\n"
 
 
 def test_insertafter_in_file_without_final_newline(tmp_path: Path) -> None:

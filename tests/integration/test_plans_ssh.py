@@ -1,0 +1,152 @@
+"""Module plans decided from real fact output, read over the real sshd the way the engine reads it.
+
+Each case sets up a path on this machine (the sshd's host), reads the module's fact in one probe
+batch over SSH (``pv_stat`` deferred to the batch's flush, as in a run), and checks the plan the
+module makes from it: converged, a change (with its message), or an error. Nothing is applied
+here; applying is the engine's job and is covered by test_modules_ssh.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provision.apply import _Reader
+from provision.connection import SSHConnection
+from provision.context import HostContext
+from provision.contract import Module, Plan, RenderedTemplate
+from provision.inventory import Inventory
+from provision.probes import batch_script, new_nonce, split_answers
+from provision.tasks.copy import Copy
+from provision.tasks.file import File
+from provision.tasks.lineinfile import LineInFile
+from provision.tasks.template import Template
+
+from .conftest import SshServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ssh(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostContext]:
+    inventory = Inventory.load(sshd.inventory(tmp_path_factory.mktemp("inv") / "inventory.yml"))
+    connection = SSHConnection(inventory.host("node1").connection(), known_hosts=[sshd.known_hosts])
+    connection.open()
+    try:
+        yield HostContext(connection, host="node1", variables={})
+    finally:
+        connection.close()
+
+
+@pytest.fixture()
+def work() -> Iterator[Path]:
+    path = Path(subprocess.run(["mktemp", "-d", "/tmp/provision-plan-XXXXXX"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", "--", str(path)], check=True)
+
+
+class _Files:
+    """The control-host side of a plan: a template's text, a file under files/."""
+
+    def __init__(self, ctx: HostContext, files: dict[str, Path], templates: dict[str, str]) -> None:
+        self.ctx, self.files, self.templates = ctx, files, templates
+        self.host, self.variables = ctx.host, ctx.variables
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return self.ctx.run(*args, **kwargs)
+
+    def find_file(self, name: str) -> Path:
+        return self.files[name]
+
+    def render_template(self, name: str) -> RenderedTemplate:
+        return RenderedTemplate(self.templates[name], name)
+
+
+def plan_over_ssh(ctx: HostContext, module: Module, raw: dict[str, Any], *, files: dict[str, Path] | None = None,
+                  templates: dict[str, str] | None = None) -> Plan:
+    """normalize → coerce → check_args → the fact read in a real batch over SSH → plan."""
+    args = type(module).coerce(type(module).normalize(raw))
+    module.check_args(args)
+    fact = module.facts(args)
+    assert fact is not None
+    nonce = new_nonce()
+    # Two probes, so the fact's answer is cut out of a real batch (with its deferred stat/sum).
+    result = ctx.run(batch_script(["echo other", fact.command()], nonce), readonly=True)
+    assert result.ok, result.stderr
+    output = split_answers(result.stdout, 2, nonce)[1]
+    assert output is not None
+    reader = _Reader(_Files(ctx, files or {}, templates or {}))  # type: ignore[arg-type]
+    return module.plan(args, fact.parse(output), reader)
+
+
+def test_file_plans(ssh: HostContext, work: Path) -> None:
+    (work / "d").mkdir(mode=0o755)
+    os.chmod(work / "d", 0o755)
+    assert plan_over_ssh(ssh, File(), {"path": str(work / "d"), "state": "directory", "mode": "0755"}).script == ""
+    plan = plan_over_ssh(ssh, File(), {"path": str(work / "d"), "state": "directory", "mode": "0700"})
+    assert plan.msg == "changed mode" and f"chmod 700 -- {work}/d" in plan.script
+    plan = plan_over_ssh(ssh, File(), {"path": str(work / "new"), "state": "directory"})
+    assert plan.msg == f"created directory {work}/new" and plan.data["state"] == "directory"
+    plan = plan_over_ssh(ssh, File(), {"path": str(work / "d"), "state": "file"})
+    assert plan.error is not None and "is a directory, not a file" in plan.error
+    plan = plan_over_ssh(ssh, File(), {"path": str(work / "l"), "state": "link", "src": str(work / "missing")})
+    assert plan.error is not None and "does not exist" in plan.error and plan.pending is not None
+    os.symlink(work / "d", work / "l")
+    assert plan_over_ssh(ssh, File(), {"path": str(work / "l"), "state": "link", "src": str(work / "d")}).script == ""
+    (work / "d" / "f").write_text("x")
+    os.chmod(work / "d" / "f", 0o600)
+    plan = plan_over_ssh(ssh, File(), {"path": str(work / "d"), "state": "directory", "mode": "0755", "recurse": True})
+    assert plan.data["after"].get("tree") == "set recursively" and "chmod -R 755" in plan.script
+
+
+def test_copy_plans(ssh: HostContext, work: Path, tmp_path: Path) -> None:
+    (tmp_path / "motd").write_text("hello\n")
+    files = {"motd": tmp_path / "motd"}
+    dest = work / "motd"
+    plan = plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(dest)}, files=files)
+    assert plan.msg == f"created {dest}" and plan.stdin == b"hello\n"
+    dest.write_text("hello\n")
+    os.chmod(dest, 0o644)
+    assert plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(dest), "mode": "0644"}, files=files).script == ""
+    plan = plan_over_ssh(ssh, Copy(), {"content": "bye\n", "dest": str(dest), "backup": True}, files=files)
+    assert plan.msg == f"updated {dest}" and plan.outcome is not None
+    assert plan.diff is not None and "-hello\n+bye\n" in plan.diff(_Reader(ssh))  # the old text read over SSH
+    plan = plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(work) + "/"}, files=files)
+    assert plan.data["dest"] == str(dest) and plan.script == ""  # a directory dest: the file inside it
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a").write_text("a\n")
+    plan = plan_over_ssh(ssh, Copy(), {"src": "tree/", "dest": str(work / "t")}, files={"tree/": tmp_path / "tree"})
+    assert plan.data["changed_paths"] == [f"{work}/t/", f"{work}/t/a"]
+
+
+def test_template_plans(ssh: HostContext, work: Path) -> None:
+    dest = work / "app.conf"
+    templates = {"app.conf.j2": "port=80\n"}
+    plan = plan_over_ssh(ssh, Template(), {"src": "app.conf.j2", "dest": str(dest)}, templates=templates)
+    assert plan.msg == f"created {dest}"
+    dest.write_text("port=80\n")
+    assert plan_over_ssh(ssh, Template(), {"src": "app.conf.j2", "dest": str(work)}, templates=templates).data[
+        "dest"] == str(dest)
+    assert plan_over_ssh(ssh, Template(), {"src": "app.conf.j2", "dest": str(dest)}, templates=templates).script == ""
+
+
+def test_lineinfile_plans(ssh: HostContext, work: Path) -> None:
+    path = work / "settings.ini"
+    plan = plan_over_ssh(ssh, LineInFile(), {"path": str(path), "line": "workers=4"})
+    assert plan.error == f"{path} does not exist (fix: set create: true to create it)"
+    path.write_text("[main]\nworkers=2\n\n")  # trailing blank line survives the read
+    plan = plan_over_ssh(ssh, LineInFile(), {"path": str(path), "regexp": "^workers=", "line": "workers=4"})
+    assert plan.stdin == b"[main]\nworkers=4\n\n" and plan.check_msg == "would have: line replaced"
+    path.write_text("[main]\nworkers=4\n")
+    assert plan_over_ssh(ssh, LineInFile(), {"path": str(path), "regexp": "^workers=", "line": "workers=4"}
+                         ).script == ""
+    plan = plan_over_ssh(ssh, LineInFile(), {"path": str(path), "line": "workers=4", "state": "absent"})
+    assert plan.data["found"] == 1 and plan.stdin == b"[main]\n"
