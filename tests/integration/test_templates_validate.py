@@ -23,6 +23,8 @@ import jinja2
 import pytest
 import yaml
 
+from tests.unit.test_templates import render_derived
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +97,7 @@ def render(name: str, values: dict[str, Any]) -> str:
     )
     env.filters["to_json"] = json.dumps
     env.filters["to_nice_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
-    return env.get_template(name).render(values)
+    return render_derived(env, name, values)
 
 
 class Bench:

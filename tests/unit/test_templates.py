@@ -58,7 +58,36 @@ def variables(**overrides: Any) -> dict[str, Any]:
 
 
 def render(name: str, values: Mapping[str, Any]) -> str:
-    return make_env().get_template(name).render(values)
+    return render_derived(make_env(), name, values)
+
+
+class Derived(Mapping[str, Any]):
+    """Variables as the engine reads them: a value written as a template (a derived default such as
+    ``bench_path: "{{ frappe_home }}/{{ bench_name }}"``) renders when read, with these variables."""
+
+    def __init__(self, env: jinja2.Environment, values: Mapping[str, Any]) -> None:
+        self._env, self._values = env, values
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._values:
+            return self._env.globals[key]
+        value = self._values[key]
+        if isinstance(value, str) and "{{" in value:
+            template = self._env.from_string(value)
+            value = "".join(template.root_render_func(template.new_context(self, shared=True)))  # type: ignore[arg-type]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def render_derived(env: jinja2.Environment, name: str, values: Mapping[str, Any]) -> str:
+    """Render a template file the way the engine does: its variables read (and rendered) lazily."""
+    template = env.get_template(name)
+    return "".join(template.root_render_func(template.new_context(Derived(env, values), shared=True)))  # type: ignore[arg-type]
 
 
 def server_blocks(nginx: str) -> list[str]:
@@ -532,3 +561,19 @@ def test_defaults_match_bench() -> None:
     assert (values["http_timeout"], values["background_workers"], values["client_max_body_size"]) == (120, 1, "50m")
     assert values["bench_name"] == "frappe-bench" and values["frappe_user"] == "frappe"
     assert values["gunicorn_workers"] is None and values["dns_multitenant"] is False
+
+
+def test_derived_settings_have_one_definition() -> None:
+    """bench_path, shared_path, bench_group and the restart command: defined once, in the defaults."""
+    derived = {"bench_path", "shared_path", "bench_group", "supervisor_restart_cmd"}
+    assert all("{{" in defaults()[name] for name in derived)
+    deploy = yaml.safe_load((ROOT / "playbooks" / "deploy.yml").read_text())[0]
+    assert not derived & set(deploy["vars"])
+    settings = (TEMPLATES_DIR / "_settings.j2").read_text()
+    assert not re.search(r"set (bench_path|shared_path|group|restart_cmd) =", settings)
+    [restart] = [h for h in deploy["handlers"] if h["name"] == "restart bench"]
+    assert restart["shell"] == "{{ supervisor_restart_cmd }}"
+    values = variables(bench_name="b2", frappe_home="/srv/erp", frappe_group=None, frappe_user="erp")
+    config = json.loads(render("common_site_config.json.j2", values))
+    assert config["supervisor_restart_cmd"] == "/usr/bin/supervisorctl restart b2-web: b2-workers:"
+    assert "su erp erp" in render("logrotate.j2", values)
