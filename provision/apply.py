@@ -38,7 +38,7 @@ def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
     diff = plan.diff(_Reader(ctx)) if ctx.diff and plan.diff is not None else None
     if ctx.check:
         return TaskResult.changed(plan.check_msg or f"would have {plan.msg}", diff=diff, **data)
-    result = ctx.run(plan.script, stdin=plan.stdin)
+    result = ctx.run(plan.script, stdin=plan.stdin, timeout=plan.timeout)
     if plan.outcome is not None:
         decided = plan.outcome(result, data)
         if decided is not None:

@@ -187,6 +187,7 @@ class Plan:
     check_msg: str | None = None
     what: str = ""
     outcome: Callable[[CommandResult, dict[str, Any]], TaskResult | None] | None = None
+    timeout: float | None = None  # seconds the script may take (None: the task's own bound only)
 
     @property
     def changes(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, Fact, Module, Plan, PlanContext
 from .shell import quote, unified_diff
 
 MARKER = "#provision: "
@@ -151,26 +151,36 @@ class Cron(Module):
                 # cron refuses NAME= (it reads the line as a job: "bad minute").
                 raise ArgumentError(f"cron: env item {item!r} has no value", hint=f'write it as {item}""')
 
-    def probe(self, args: dict[str, Any]) -> str:
-        return f"{{ {crontab_command(args['user'], '-l')}; }} 2>&1; echo {quote(RC_LINE)}$?\n"
+    def facts(self, args: dict[str, Any]) -> CrontabFacts:
+        return CrontabFacts(args["user"])
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        current = parse_probe(state)
+    def plan(self, args: dict[str, Any], facts: Crontab, ctx: PlanContext) -> Plan:
+        current = facts
         user = args["user"] or "current user"
         if current.error is not None:
-            if ctx.check and args["state"] == "present":
-                # Cron (or the user) may come from an earlier task when the run is real.
-                return TaskResult.changed(f"would add job {args['name']!r} for {user} "
-                                          f"(its crontab cannot be read yet: {current.error.strip()})")
-            return TaskResult.failed(f"cannot read the crontab of {user}: {current.error}")
+            # In check mode cron (or the user) may come from an earlier task when the run is real.
+            pending = None
+            if args["state"] == "present":
+                pending = (f"would add job {args['name']!r} for {user} "
+                           f"(its crontab cannot be read yet: {current.error.strip()})")
+            return Plan(error=f"cannot read the crontab of {user}: {current.error}", pending=pending)
         new = apply_job(current.text, args)
         if new == current.text or (not new.strip() and not current.text.strip()):
-            return TaskResult.ok(f"job {args['name']!r} {args['state']}", crontab=current.text)
-        diff = crontab_diff(current.text, new, user) if ctx.diff else None
+            return Plan(f"job {args['name']!r} {args['state']}", data={"crontab": current.text})
         verb = "add/update" if args["state"] == "present" else "remove"
-        if ctx.check:
-            return TaskResult.changed(f"would {verb} job {args['name']!r}", diff=diff, crontab=new)
-        result = ctx.run(crontab_command(args["user"], "-") + "\n", stdin=new.encode())
-        if not result.ok:
-            return TaskResult.from_command(f"crontab - (user {user})", result)
-        return TaskResult.changed(f"{verb} job {args['name']!r}", diff=diff, crontab=new)
+        return Plan(f"{verb} job {args['name']!r}", script=crontab_command(args["user"], "-") + "\n",
+                    stdin=new.encode(), data={"crontab": new}, check_msg=f"would {verb} job {args['name']!r}",
+                    what=f"crontab - (user {user})", diff=lambda _ctx: crontab_diff(current.text, new, user))
+
+
+@dataclass(frozen=True)
+class CrontabFacts(Fact[Crontab]):
+    """A user's crontab (``crontab -l``), or the error reading it gave."""
+
+    user: str | None
+
+    def command(self) -> str:
+        return f"{{ {crontab_command(self.user, '-l')}; }} 2>&1; echo {quote(RC_LINE)}$?\n"
+
+    def parse(self, output: str) -> Crontab:
+        return parse_probe(output)

@@ -7,13 +7,15 @@ reads live beside it (``file.FileFacts``); these are the ones several modules re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .base import Fact
 from .shell import FileState, parse_stat, quote
 
 _END = ".pv-end"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,17 @@ class FileBody(Fact["str | None"]):
     def parse(self, output: str) -> str | None:
         marker, _, body = output.partition("\n")
         return body if marker == "present" else None
+
+
+@dataclass(frozen=True)
+class Probe(Fact[T]):
+    """A module's own fact: the command it reads with, and the parser that types the output."""
+
+    text: str
+    parser: Callable[[str], T]
+
+    def command(self) -> str:
+        return self.text
+
+    def parse(self, output: str) -> T:
+        return self.parser(output)

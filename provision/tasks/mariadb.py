@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, Module, Plan, PlanContext
+from .facts import Probe
 from .shell import quote
 
 # A client option file written with umask 077 and removed at once: the password never appears
@@ -48,7 +49,10 @@ class MariaDB(Module):
         "login_user": Arg(str, default="root"),
     }
 
-    def probe(self, args: dict[str, Any]) -> str | None:
+    def facts(self, args: dict[str, Any]) -> Probe[dict[str, str]]:
+        return Probe(self._probe(args), _parse_facts)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         user = args["login_user"]
         return (
             "if ! command -v mariadb >/dev/null 2>&1; then echo 'state=no-client'; exit 0; fi\n"
@@ -61,37 +65,38 @@ class MariaDB(Module):
             "| sed 's/^/priv=/' || echo priv=unknown\n"
         )
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        facts = dict(line.split("=", 1) for line in (state or "").splitlines() if "=" in line)
-        facts["has_password"] = _has_password(facts.get("priv", "unknown"))
+    def plan(self, args: dict[str, Any], facts: dict[str, str], ctx: PlanContext) -> Plan:
         user = args["login_user"]
         if facts.get("state") == "no-client":
-            return TaskResult.failed("the mariadb client is not installed on the host\n"
-                                     "fix: install mariadb-server and mariadb-client first (packages task)")
+            return Plan(error="the mariadb client is not installed on the host\n"
+                              "fix: install mariadb-server and mariadb-client first (packages task)")
         if facts.get("login") == "ok":
-            return TaskResult.ok(f"{user}@localhost accepts the declared password")
+            return Plan(f"{user}@localhost accepts the declared password")
         if facts.get("has_password") == "yes":
-            return TaskResult.failed(
+            return Plan(error=(
                 f"MariaDB refused the declared db root password for {user}@localhost, and that account "
                 "already has a different password. Nothing was changed.\n"
                 "fix: set db_root_password in the inventory (or the secrets file) to the server's current "
-                "root password; to change it, do so on the server first",
+                "root password; to change it, do so on the server first"),
             )
         if facts.get("has_password") != "no":
-            return TaskResult.failed(
+            return Plan(error=(
                 f"cannot tell whether {user}@localhost has a password: root's unix-socket login to MariaDB "
-                "failed (is mariadb running?)",
+                "failed (is mariadb running?)"),
             )
-        if ctx.check:
-            return TaskResult.changed(f"would give {user}@localhost a password (unix socket login kept)")
         # SQL with the password goes over stdin, never into argv.
         sql = (f"ALTER USER {_sql_string(user)}@'localhost' IDENTIFIED VIA unix_socket OR "
                f"mysql_native_password USING PASSWORD({_sql_string(args['root_password'])});\n"
                "FLUSH PRIVILEGES;\n")
-        result = ctx.run("mariadb -N", stdin=sql.encode())
-        if not result.ok:
-            return TaskResult.from_command(f"setting the password of {user}@localhost", result)
-        return TaskResult.changed(f"{user}@localhost now accepts the declared password (unix socket kept)")
+        return Plan(f"{user}@localhost now accepts the declared password (unix socket kept)", script="mariadb -N",
+                    stdin=sql.encode(), check_msg=f"would give {user}@localhost a password (unix socket login kept)",
+                    what=f"setting the password of {user}@localhost")
+
+
+def _parse_facts(output: str) -> dict[str, str]:
+    facts = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+    facts["has_password"] = _has_password(facts.get("priv", "unknown"))
+    return facts
 
 
 def _has_password(priv: str) -> str:

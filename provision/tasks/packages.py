@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, PlanContext, TaskResult
+from .base import Plan as TaskPlan
+from .facts import Probe
 from .shell import quote
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.:_-]*$")
@@ -247,7 +249,10 @@ class Packages(Module):
         if (args["cache_valid_time"] or 0) < 0:
             raise ArgumentError("packages: cache_valid_time must be >= 0")
 
-    def probe(self, args: dict[str, Any]) -> str:
+    def facts(self, args: dict[str, Any]) -> Probe[str]:
+        return Probe(self._probe(args), str)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         names = [w.name for w in parse_wanted(args["name"])]
         latest = args["state"] == "latest"
         if args["manager"] != "auto":
@@ -258,34 +263,37 @@ class Packages(Module):
             + "else echo manager=none; fi\n"
         )
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        text = state or ""
+    def plan(self, args: dict[str, Any], facts: str, ctx: PlanContext) -> TaskPlan:
+        text = facts
         manager_name = next((ln[8:] for ln in text.splitlines() if ln.startswith("manager=")), "none")
         manager = MANAGERS.get(manager_name)
         if manager is None:
-            return TaskResult.failed("packages: no supported package manager on the host (apt or dnf)")
+            return TaskPlan(error="packages: no supported package manager on the host (apt or dnf)")
         wanted = parse_wanted(args["name"])
         current = manager.parse(text)
         plan = make_plan(wanted, current, args)
         if not plan.install and not plan.remove and not plan.update:
-            return TaskResult.ok(f"{len(wanted)} package(s) {args['state']}", installed=[], removed=[])
-        if ctx.check:
-            what = [f"install {', '.join(plan.install)}"] if plan.install else []
-            what += [f"remove {', '.join(plan.remove)}"] if plan.remove else []
-            what += ["update the package lists"] if plan.update else []
-            return TaskResult.changed("would " + "; ".join(what), would_install=plan.install,
-                                      would_remove=plan.remove, installed=[], removed=[])
-        result = ctx.run(manager.change_script(update=plan.update, install=plan.install, remove=plan.remove,
-                                               args=args), timeout=3600)
-        if not result.ok:
-            failed = TaskResult.from_command(f"{manager.name} ({', '.join(plan.install + plan.remove)})", result)
-            if result.rc == 11:
-                failed.msg = "apt-get update failed 3 times\n" + result.tail() + "\n  fix: check the host's apt sources"
-            elif "Unable to locate package" in result.stderr and not plan.update:
-                failed.msg += "\n  fix: add update_cache: true (the package lists may be missing or old)"
-            return failed
-        after = manager.parse(result.stdout).installed
-        return summarize(current.installed, after, plan, result.stdout, result.stderr)
+            return TaskPlan(f"{len(wanted)} package(s) {args['state']}", data={"installed": [], "removed": []})
+        what = [f"install {', '.join(plan.install)}"] if plan.install else []
+        what += [f"remove {', '.join(plan.remove)}"] if plan.remove else []
+        what += ["update the package lists"] if plan.update else []
+
+        def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult:
+            if not result.ok:
+                failed = TaskResult.from_command(f"{manager.name} ({', '.join(plan.install + plan.remove)})", result)
+                if result.rc == 11:
+                    failed.msg = ("apt-get update failed 3 times\n" + result.tail()
+                                  + "\n  fix: check the host's apt sources")
+                elif "Unable to locate package" in result.stderr and not plan.update:
+                    failed.msg += "\n  fix: add update_cache: true (the package lists may be missing or old)"
+                return failed
+            after = manager.parse(result.stdout).installed
+            return summarize(current.installed, after, plan, result.stdout, result.stderr)
+
+        script = manager.change_script(update=plan.update, install=plan.install, remove=plan.remove, args=args)
+        return TaskPlan("changed packages", script=script, check_msg="would " + "; ".join(what), outcome=outcome,
+                        data={"would_install": plan.install, "would_remove": plan.remove, "installed": [],
+                              "removed": []}, timeout=3600)
 
 
 def summarize(before: dict[str, str], after: dict[str, str], plan: Plan, stdout: str, stderr: str) -> TaskResult:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Fact, Module, Plan, PlanContext, TaskResult
 from .shell import quote
 
 _ACTIVE = {"active", "activating", "reloading"}
@@ -51,7 +51,7 @@ def parse_probe(state: str | None) -> ServiceState:
     )
 
 
-def plan(current: ServiceState, state: str | None, enabled: bool | None) -> list[str]:
+def plan_actions(current: ServiceState, state: str | None, enabled: bool | None) -> list[str]:
     """The actions to take, in order: start|stop|restart|reload|enable|disable."""
     actions: list[str] = []
     if state == "started" and not current.running:
@@ -68,6 +68,9 @@ def plan(current: ServiceState, state: str | None, enabled: bool | None) -> list
     elif enabled is False and current.enabled:
         actions.append("disable")
     return actions
+
+
+plan = plan_actions  # the older name
 
 
 def action_script(init: str, name: str, actions: list[str]) -> str:
@@ -126,44 +129,60 @@ class Service(Module):
         if args["state"] is None and args["enabled"] is None:
             raise ArgumentError("service: give state and/or enabled", hint="e.g. state: started, enabled: true")
 
-    def probe(self, args: dict[str, Any]) -> str:
-        q = quote(args["name"])
+    def facts(self, args: dict[str, Any]) -> ServiceFacts:
+        return ServiceFacts(args["name"])
+
+    def plan(self, args: dict[str, Any], facts: ServiceState, ctx: PlanContext) -> Plan:
+        name, current = args["name"], facts
+        if not current.exists:
+            where = "systemd unit" if current.init == "systemd" else "/etc/init.d script"
+            # In check mode its package may be one an earlier task installs when the run is real.
+            pending = (None if args["state"] == "stopped"
+                       else f"would {args['state'] or 'enable'} {name} (not installed yet)")
+            return Plan(error=f"service {name!r} not found (no {where})\n"
+                              "  fix: install its package first, or check the name", pending=pending)
+        if current.masked and args["state"] in ("started", "restarted", "reloaded"):
+            return Plan(error=f"service {name!r} is masked\n  fix: systemctl unmask {name}")
+        actions = plan_actions(current, args["state"], args["enabled"])
+        data: dict[str, Any] = {"name": name, "init": current.init, "state": args["state"] or "",
+                                "enabled": current.enabled if args["enabled"] is None else args["enabled"]}
+        if not actions:
+            return Plan(_describe(current), data=data)
+        summary = ", ".join(actions)
+        data["actions"] = actions
+
+        def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult | None:
+            if result.ok:
+                return None
+            failed = TaskResult.from_command(f"{summary} {name} ({current.init})", result)
+            failed.data.update(actions=actions)
+            return failed
+
+        return Plan(f"{summary} {name}", script=action_script(current.init, name, actions), data=data,
+                    check_msg=f"would {summary} {name}", outcome=outcome, timeout=300)
+
+
+@dataclass(frozen=True)
+class ServiceFacts(Fact[ServiceState]):
+    """A service's init system, whether it exists, runs, and starts at boot."""
+
+    name: str
+
+    def command(self) -> str:
+        q = quote(self.name)
         return (
             "if [ -d /run/systemd/system ]; then echo init=systemd; "
             f"systemctl show -p LoadState -p ActiveState -p UnitFileState -- {q} 2>/dev/null || true; "
             "else echo init=sysv; "
             f"if [ -x /etc/init.d/{q} ]; then echo script=yes; "
             f"service {q} status >/dev/null 2>&1 </dev/null; echo status=$?; fi; "
-            f"( for f in /etc/rc[2345].d/S[0-9][0-9]{q}; do if [ -e \"$f\" ]; then echo links=yes; exit 0; fi; done; "
+            f"( for f in /etc/rc[2345].d/S[0-9][0-9]{q}; do "
+            f"if [ -e \"$f\" ]; then echo links=yes; exit 0; fi; done; "
             "echo links=no ); fi\n"
         )
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        name = args["name"]
-        current = parse_probe(state)
-        if not current.exists:
-            if ctx.check and args["state"] != "stopped":
-                # Its package may be installed by an earlier task when the run is real.
-                return TaskResult.changed(f"would {args['state'] or 'enable'} {name} (not installed yet)")
-            where = "systemd unit" if current.init == "systemd" else "/etc/init.d script"
-            return TaskResult.failed(f"service {name!r} not found (no {where})\n"
-                                     "  fix: install its package first, or check the name")
-        if current.masked and args["state"] in ("started", "restarted", "reloaded"):
-            return TaskResult.failed(f"service {name!r} is masked\n  fix: systemctl unmask {name}")
-        actions = plan(current, args["state"], args["enabled"])
-        data: dict[str, Any] = {"name": name, "init": current.init, "state": args["state"] or "",
-                                "enabled": current.enabled if args["enabled"] is None else args["enabled"]}
-        if not actions:
-            return TaskResult.ok(_describe(current), **data)
-        summary = ", ".join(actions)
-        if ctx.check:
-            return TaskResult.changed(f"would {summary} {name}", actions=actions, **data)
-        result = ctx.run(action_script(current.init, name, actions), timeout=300)
-        if not result.ok:
-            failed = TaskResult.from_command(f"{summary} {name} ({current.init})", result)
-            failed.data.update(actions=actions)
-            return failed
-        return TaskResult.changed(f"{summary} {name}", actions=actions, **data)
+    def parse(self, output: str) -> ServiceState:
+        return parse_probe(output)
 
 
 def _describe(current: ServiceState) -> str:

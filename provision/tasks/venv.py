@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .pip import Pip, probe_values
 from .shell import quote
 
@@ -45,7 +46,10 @@ class Venv(Module):
         if not args["path"].startswith("/") or args["path"].rstrip("/") == "":
             raise ArgumentError("venv: path must be an absolute path (not /)")
 
-    def probe(self, args: dict[str, Any]) -> str:
+    def facts(self, args: dict[str, Any]) -> Probe[dict[str, list[str]]]:
+        return Probe(self._probe(args), probe_values)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         v = quote(args["path"])
         return (
             f"_pv_v={v}\n"
@@ -58,24 +62,24 @@ class Venv(Module):
             f'echo "want=$({quote(args["python"])} --version 2>&1 | head -1)"\n'
         )
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: dict[str, list[str]], ctx: PlanContext) -> Plan:
         path = args["path"]
-        values = probe_values(state)
+        values = facts
         kind = values.get("venv", ["no"])[0]
         have = major_minor(values.get("version", [""])[0])
         want = major_minor(values.get("want", [""])[0])
         data: dict[str, Any] = {"path": path, "python_version": have, "recreated": False}
         if args["state"] == "absent":
             if kind == "no":
-                return TaskResult.ok(f"{path} absent", **data)
+                return Plan(f"{path} absent", data=data)
             if kind == "other":
-                return TaskResult.failed(f"{path} is not a virtualenv; not removing it", **data)
-            return self._apply(ctx, f"rm -rf -- {quote(path)}\n", f"removed {path}", data)
+                return Plan(error=f"{path} is not a virtualenv; not removing it", data=data)
+            return self._change(f"rm -rf -- {quote(path)}\n", f"removed {path}", data)
         if kind == "other":
-            return TaskResult.failed(f"{path} exists and is not a virtualenv\n  fix: remove it or use another path")
+            return Plan(error=f"{path} exists and is not a virtualenv\n  fix: remove it or use another path")
         if not want:
-            return TaskResult.failed(f"interpreter {args['python']!r} not found on the host: "
-                                     f"{values.get('want', [''])[0]}\n  fix: install it or set python:")
+            return Plan(error=f"interpreter {args['python']!r} not found on the host: "
+                              f"{values.get('want', [''])[0]}\n  fix: install it or set python:")
         create = f"{quote(args['python'])} -m venv{' --system-site-packages' if args['system_site_packages'] else ''}"
         ssp = "true" if args["system_site_packages"] else "false"
         if kind == "no":
@@ -90,19 +94,19 @@ class Venv(Module):
             script = (f"sed -i 's/^include-system-site-packages *=.*/include-system-site-packages = {ssp}/' "
                       f"{quote(path + '/pyvenv.cfg')}\n")
         else:
-            return TaskResult.ok(f"{path} (Python {have})", **data)
+            return Plan(f"{path} (Python {have})", data=data)
         data.update(python_version=want, before_version=have or None)
-        if ctx.check:
-            return TaskResult.changed("would: " + msg, **data)
-        return self._apply(ctx, "set -e\n" + script, msg, data)
+        return self._change("set -e\n" + script, msg, data, check_msg="would: " + msg)
 
     @staticmethod
-    def _apply(ctx: TaskContext, script: str, msg: str, data: dict[str, Any]) -> TaskResult:
-        result = ctx.run(script, timeout=600)
-        if not result.ok:
+    def _change(script: str, msg: str, data: dict[str, Any], check_msg: str | None = None) -> Plan:
+        def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult | None:
+            if result.ok:
+                return None
             failed = TaskResult.from_command(msg, result)
             if "ensurepip" in result.stdout + result.stderr:
                 failed.msg += "\n  fix: install the python3-venv package"
             failed.data.update(data)
             return failed
-        return TaskResult.changed(msg, **data)
+
+        return Plan(msg, script=script, data=data, check_msg=check_msg, outcome=outcome, timeout=600)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.cron import RC_LINE, Cron, apply_job, parse_probe
@@ -49,21 +50,21 @@ def test_apply_job(before: str, extra: dict[str, Any], after: str) -> None:
 
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Cron().run(args(), ctx, probe_out("#provision: backup\n* * * * * bench backup\n"))
+    result = execute_module(Cron(), args(), ctx, probe_out("#provision: backup\n* * * * * bench backup\n"))
     assert result.status == "ok"
     assert ctx.calls == []
 
 
 def test_absent_when_missing_is_ok() -> None:
     ctx = FakeContext()
-    result = Cron().run(args(state="absent"), ctx, probe_out("no crontab for frappe\n", rc=1))
+    result = execute_module(Cron(), args(state="absent"), ctx, probe_out("no crontab for frappe\n", rc=1))
     assert result.status == "ok"
     assert ctx.calls == []
 
 
 def test_change_writes_whole_crontab_on_stdin() -> None:
     ctx = FakeContext(diff=True)
-    result = Cron().run(args(user="frappe"), ctx, probe_out("no crontab for frappe\n", rc=1))
+    result = execute_module(Cron(), args(user="frappe"), ctx, probe_out("no crontab for frappe\n", rc=1))
     assert result.status == "changed"
     assert result.diff is not None and "+* * * * * bench backup" in result.diff
     [(script, stdin, readonly)] = ctx.calls
@@ -73,19 +74,19 @@ def test_change_writes_whole_crontab_on_stdin() -> None:
 
 def test_check_mode_changes_nothing() -> None:
     ctx = FakeContext(check=True, diff=True)
-    result = Cron().run(args(), ctx, probe_out(""))
+    result = execute_module(Cron(), args(), ctx, probe_out(""))
     assert result.status == "changed" and result.diff
     assert ctx.calls == []
 
 
 def test_failed_write_reports_stderr() -> None:
     ctx = FakeContext(results=[CommandResult(1, "", "crontab: user 'nobody2' unknown")])
-    result = Cron().run(args(user="nobody2"), ctx, probe_out(""))
+    result = execute_module(Cron(), args(user="nobody2"), ctx, probe_out(""))
     assert result.status == "failed" and "unknown" in result.msg
 
 
 def test_unreadable_crontab_fails() -> None:
-    result = Cron().run(args(user="x"), FakeContext(), probe_out("must be privileged to use -u\n", rc=1))
+    result = execute_module(Cron(), args(user="x"), FakeContext(), probe_out("must be privileged to use -u\n", rc=1))
     assert result.status == "failed" and "privileged" in result.msg
 
 

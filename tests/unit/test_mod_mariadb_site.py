@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.tasks.mariadb import MariaDB, _has_password
 from provision.tasks.site import Site, _installed_apps, _split, _wanted_apps
 
@@ -23,7 +24,7 @@ WITH_PASSWORD = json.dumps({"auth_or": [{"plugin": "unix_socket"},
 def mariadb(state: str, *, check: bool = False) -> tuple[Any, FakeContext]:
     ctx = FakeContext(check=check)
     args = MariaDB.coerce({"root_password": "pw-1234"})
-    return MariaDB().run(args, ctx, state), ctx
+    return execute_module(MariaDB(), args, ctx, state), ctx
 
 
 def test_root_password_already_works_is_ok_without_a_call() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.packages import Apt, Packages, make_plan, parse_wanted
@@ -62,14 +63,14 @@ def test_never_fetched_lists_count_as_stale() -> None:
 
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Packages().run(args(name="git,nginx", update_cache=True), ctx, PROBE)
+    result = execute_module(Packages(), args(name="git,nginx", update_cache=True), ctx, PROBE)
     assert result.status == "ok" and ctx.calls == []
 
 
 def test_install_in_one_call_with_versions_in_data() -> None:
     after = "pkg=curl\tii \t7.88.1\npkg=git\tii \t1:2.39.5-0+deb12u3\n"
     ctx = FakeContext(results=[CommandResult(0, after, "")])
-    result = Packages().run(args(name="git,curl", update_cache=True, install_recommends=False), ctx, PROBE)
+    result = execute_module(Packages(), args(name="git,curl", update_cache=True, install_recommends=False), ctx, PROBE)
     assert result.status == "changed"
     assert result.data["installed"] == [{"name": "curl", "version": "7.88.1"}]
     [(script, _stdin, _ro)] = ctx.calls
@@ -81,13 +82,13 @@ def test_install_in_one_call_with_versions_in_data() -> None:
 
 def test_latest_with_nothing_newer_is_ok() -> None:
     ctx = FakeContext(results=[CommandResult(0, PROBE, "")])
-    result = Packages().run(args(name="git", state="latest", update_cache=True), ctx, PROBE)
+    result = execute_module(Packages(), args(name="git", state="latest", update_cache=True), ctx, PROBE)
     assert result.status == "ok" and result.data["cache_updated"] is True
 
 
 def test_remove_and_purge() -> None:
     ctx = FakeContext(results=[CommandResult(0, "", "")])
-    result = Packages().run(args(name="nginx", state="absent", purge=True), ctx, PROBE)
+    result = execute_module(Packages(), args(name="nginx", state="absent", purge=True), ctx, PROBE)
     assert result.status == "changed"
     assert result.data["removed"] == [{"name": "nginx", "version": "1.22.1-9+deb12u11"}]
     assert "apt-get -y -o DPkg::Lock::Timeout=300 purge nginx" in ctx.calls[0][0]
@@ -95,14 +96,14 @@ def test_remove_and_purge() -> None:
 
 def test_check_mode_lists_what_would_be_installed() -> None:
     ctx = FakeContext(check=True)
-    result = Packages().run(args(name="git,curl,jq"), ctx, PROBE)
+    result = execute_module(Packages(), args(name="git,curl,jq"), ctx, PROBE)
     assert result.status == "changed" and result.data["would_install"] == ["curl", "jq"]
     assert "would install curl, jq" in result.msg and ctx.calls == []
 
 
 def test_unknown_package_fails_with_fix() -> None:
     ctx = FakeContext(results=[CommandResult(100, "", "E: Unable to locate package nosuch")])
-    result = Packages().run(args(name="nosuch"), ctx, PROBE)
+    result = execute_module(Packages(), args(name="nosuch"), ctx, PROBE)
     assert result.status == "failed" and "exit 100" in result.msg and "update_cache" in result.msg
 
 
@@ -110,12 +111,12 @@ def test_update_retried_then_fails() -> None:
     script = Apt().change_script(update=True, install=["curl"], remove=[], args=args(name="curl"))
     assert "until " in script and "sleep 3" in script and "exit 11" in script
     ctx = FakeContext(results=[CommandResult(11, "", "E: Failed to fetch")])
-    result = Packages().run(args(name="curl", update_cache=True), ctx, PROBE)
+    result = execute_module(Packages(), args(name="curl", update_cache=True), ctx, PROBE)
     assert result.status == "failed" and "3 times" in result.msg
 
 
 def test_no_manager() -> None:
-    assert Packages().run(args(name="git"), FakeContext(), "manager=none\n").status == "failed"
+    assert execute_module(Packages(), args(name="git"), FakeContext(), "manager=none\n").status == "failed"
 
 
 @pytest.mark.parametrize("raw", [{"name": "-oFoo=bar"}, {"name": "git=1", "state": "absent"},

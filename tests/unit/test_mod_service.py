@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.service import Service, parse_probe, plan
@@ -51,13 +52,13 @@ def test_plan(probe: str, state: str | None, enabled: bool | None, expected: lis
 
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Service().run(args(state="started", enabled=True), ctx, SYSV_RUNNING_ENABLED)
+    result = execute_module(Service(), args(state="started", enabled=True), ctx, SYSV_RUNNING_ENABLED)
     assert result.status == "ok" and ctx.calls == []
 
 
 def test_sysv_commands() -> None:
     ctx = FakeContext()
-    result = Service().run(args(state="started", enabled=True), ctx, SYSV_STOPPED)
+    result = execute_module(Service(), args(state="started", enabled=True), ctx, SYSV_STOPPED)
     assert result.status == "changed"
     [(script, _stdin, _ro)] = ctx.calls
     assert "service nginx start" in script and "update-rc.d nginx enable" in script
@@ -65,31 +66,31 @@ def test_sysv_commands() -> None:
 
 def test_systemd_commands() -> None:
     ctx = FakeContext()
-    Service().run(args(state="restarted", enabled=False), ctx, SYSTEMD_ACTIVE)
+    execute_module(Service(), args(state="restarted", enabled=False), ctx, SYSTEMD_ACTIVE)
     [(script, _stdin, _ro)] = ctx.calls
     assert "systemctl restart nginx" in script and "systemctl disable nginx" in script
 
 
 def test_check_mode_runs_nothing() -> None:
     ctx = FakeContext(check=True)
-    result = Service().run(args(state="started"), ctx, SYSV_STOPPED)
+    result = execute_module(Service(), args(state="started"), ctx, SYSV_STOPPED)
     assert result.status == "changed" and "would start" in result.msg and ctx.calls == []
 
 
 @pytest.mark.parametrize("probe", [SYSV_MISSING, SYSTEMD_MISSING])
 def test_missing_service_fails(probe: str) -> None:
-    result = Service().run(args(state="started"), FakeContext(), probe)
+    result = execute_module(Service(), args(state="started"), FakeContext(), probe)
     assert result.status == "failed" and "not found" in result.msg
 
 
 def test_masked_fails_with_fix() -> None:
-    result = Service().run(args(state="started"), FakeContext(), SYSTEMD_MASKED)
+    result = execute_module(Service(), args(state="started"), FakeContext(), SYSTEMD_MASKED)
     assert result.status == "failed" and "unmask" in result.msg
 
 
 def test_failure_shows_stderr() -> None:
     ctx = FakeContext(results=[CommandResult(1, "", "Job for nginx failed")])
-    result = Service().run(args(state="started"), ctx, SYSV_STOPPED)
+    result = execute_module(Service(), args(state="started"), ctx, SYSV_STOPPED)
     assert result.status == "failed" and "Job for nginx failed" in result.msg and "exit 1" in result.msg
 
 

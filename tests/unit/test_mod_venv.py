@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.pip import editable_marker, make_plan, parse_dists, probe_values, satisfies
@@ -35,7 +36,7 @@ def test_venv(probe: str, raw: dict[str, Any], status: str, script_part: str | N
     ctx = FakeContext()
     args = args_of(Venv, {"path": "/srv/env", **raw})
     Venv().check_args(args)
-    result = Venv().run(args, ctx, probe)
+    result = execute_module(Venv(), args, ctx, probe)
     assert result.status == status, result.msg
     assert [c[0] for c in ctx.calls if script_part and script_part in c[0]] or not script_part
     if status != "changed":
@@ -43,7 +44,7 @@ def test_venv(probe: str, raw: dict[str, Any], status: str, script_part: str | N
 
 
 def test_venv_recreate_reports_versions() -> None:
-    result = Venv().run(args_of(Venv, {"path": "/srv/env"}), FakeContext(check=True),
+    result = execute_module(Venv(), args_of(Venv, {"path": "/srv/env"}), FakeContext(check=True),
                         "venv=yes\nversion=3.9.2\nwant=Python 3.11.2\n")
     assert "3.9 -> 3.11" in result.msg and result.data["recreated"] is True
 
