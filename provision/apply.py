@@ -37,6 +37,8 @@ def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
         return TaskResult.ok(plan.msg, **data)
     diff = plan.diff(_Reader(ctx)) if ctx.diff and plan.diff is not None else None
     if ctx.check:
+        if plan.check_skips:
+            return TaskResult.skipped(plan.check_msg or f"would {plan.msg}", **data)
         return TaskResult.changed(plan.check_msg or f"would have {plan.msg}", diff=diff, **data)
     result = ctx.run(plan.script, stdin=plan.stdin, timeout=plan.timeout)
     if plan.outcome is not None:

@@ -188,6 +188,8 @@ class Plan:
     what: str = ""
     outcome: Callable[[CommandResult, dict[str, Any]], TaskResult | None] | None = None
     timeout: float | None = None  # seconds the script may take (None: the task's own bound only)
+    # A change whose effect cannot be predicted (a command): check mode skips it with check_msg.
+    check_skips: bool = False
 
     @property
     def changes(self) -> bool:

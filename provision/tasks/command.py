@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
-from .base import Arg, CommandResult, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .shell import quote
 
 _ENV_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -97,7 +98,7 @@ class _Runner(Module):
     """What ``command`` and ``shell`` share: guards, stdin, timeout, result data."""
 
     free_form = "cmd"
-    # Check mode is handled in run(): skipped unless a guard says the command would not run.
+    # In check mode the engine skips the command (check_skips) unless a guard says it would not run.
     shell: ClassVar[bool] = False
 
     def command_line(self, args: dict[str, Any]) -> str:
@@ -116,16 +117,16 @@ class _Runner(Module):
             raise ArgumentError(f"{self.name}: timeout must be a positive number of seconds")
         env_lines(args.get("env"))
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        return guard_probe(args)
+    def facts(self, args: dict[str, Any]) -> Probe[str] | None:
+        probe = guard_probe(args)
+        return Probe(probe, str) if probe is not None else None
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: str | None, ctx: PlanContext) -> Plan:
         cmd = self.display(args)
-        guard = decide_guard(args, state)
+        guard = decide_guard(args, facts)
         if not guard.run:
-            return TaskResult.ok(guard.reason, cmd=cmd, rc=0, stdout="", stderr="", stdout_lines=[], stderr_lines=[])
-        if ctx.check:
-            return TaskResult.skipped(f"would run: {cmd}", cmd=cmd)
+            return Plan(guard.reason, data={"cmd": cmd, "rc": 0, "stdout": "", "stderr": "", "stdout_lines": [],
+                                            "stderr_lines": []})
         stdin = args.get("stdin")
         data: bytes | None = None
         if stdin is not None:
@@ -134,12 +135,17 @@ class _Runner(Module):
                 text += "\n"
             data = text.encode()
         script = command_script(args, self.command_line(args))
+        # The plan is applied right after it is made: its start is the command's.
         start = datetime.now()
         began = time.monotonic()
-        result = ctx.run(script, stdin=data, timeout=args.get("timeout"))
-        delta = time.monotonic() - began
-        end = datetime.now()
-        return command_outcome(cmd, result, start=start, end=end, delta=delta, timeout=args.get("timeout"))
+
+        def outcome(result: CommandResult, _data: dict[str, Any]) -> TaskResult:
+            delta = time.monotonic() - began
+            return command_outcome(cmd, result, start=start, end=datetime.now(), delta=delta,
+                                   timeout=args.get("timeout"))
+
+        return Plan(f"ran {cmd}", script=script, stdin=data, data={"cmd": cmd}, check_msg=f"would run: {cmd}",
+                    check_skips=True, outcome=outcome, timeout=args.get("timeout"))
 
 
 def command_outcome(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .shell import quote, unified_diff
 
 KEYS_EOF = "PROVISION_AUTHORIZED_KEYS_EOF"
@@ -173,7 +175,10 @@ class User(Module):
             if "\n" in key.strip():
                 raise ArgumentError("user: each authorized_keys item must be one key on one line")
 
-    def probe(self, args: dict[str, Any]) -> str:
+    def facts(self, args: dict[str, Any]) -> Probe[Account]:
+        return Probe(self._probe(args), parse_user_probe)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         q = quote(args["name"])
         lines = [
             f"echo \"passwd=$(getent passwd {q})\"",
@@ -187,16 +192,15 @@ class User(Module):
             lines += ["echo @@keys", f"_pv_h={home}", 'pv_cat "$_pv_h/.ssh/authorized_keys"']
         return "\n".join(lines) + "\n"
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: Account, ctx: PlanContext) -> Plan:
         name = args["name"]
-        current = parse_user_probe(state)
+        current = facts
         if args["state"] == "absent":
             if not current.exists:
-                return TaskResult.ok(f"user {name} absent", name=name, state="absent")
-            if ctx.check:
-                return TaskResult.changed(f"would remove user {name}", name=name, state="absent")
+                return Plan(f"user {name} absent", data={"name": name, "state": "absent"})
             script = f"userdel {'-r ' if args['remove'] else ''}{quote(name)}\n"
-            return _apply(ctx, script, None, f"removed user {name}", name=name, state="absent")
+            return _change(script, None, f"removed user {name}", f"would remove user {name}",
+                           name=name, state="absent")
 
         steps: list[str] = []
         script = ""
@@ -218,7 +222,7 @@ class User(Module):
             # The hash goes on stdin only: never in the script or a command line.
             script += "chpasswd -e\n"
             stdin = f"{name}:{password}\n".encode()
-        diff = None
+        diff: Callable[[PlanContext], str] | None = None
         if args["authorized_keys"] is not None:
             home = args["home"] or current.home or None
             old = current.keys if current.exists else None
@@ -226,24 +230,28 @@ class User(Module):
             if new != (old or ""):
                 steps.append("write authorized_keys")
                 script += keys_script(name, home, new)
-                if ctx.diff:
-                    diff = unified_diff(old or "", new, f"{home or '~' + name}/.ssh/authorized_keys")
+                diff = _keys_diff(old or "", new, f"{home or '~' + name}/.ssh/authorized_keys")
         if not steps:
-            return TaskResult.ok(f"user {name} up to date", name=name, uid=current.uid, home=current.home)
+            return Plan(f"user {name} up to date", data={"name": name, "uid": current.uid, "home": current.home})
         msg = f"user {name}: " + ", ".join(steps)
-        if ctx.check:
-            return TaskResult.changed(f"would {', '.join(steps)} (user {name})", diff=diff, name=name, steps=steps)
-        return _apply(ctx, "set -e\n" + script, stdin, msg, diff=diff, name=name, steps=steps)
+        return _change("set -e\n" + script, stdin, msg, f"would {', '.join(steps)} (user {name})", diff=diff,
+                       name=name, steps=steps)
 
 
-def _apply(ctx: TaskContext, script: str, stdin: bytes | None, msg: str, *, diff: str | None = None,
-           **data: Any) -> TaskResult:
-    result = ctx.run(script, stdin=stdin)
-    if not result.ok:
+def _keys_diff(old: str, new: str, path: str) -> Callable[[PlanContext], str]:
+    return lambda _ctx: unified_diff(old, new, path)
+
+
+def _change(script: str, stdin: bytes | None, msg: str, check_msg: str, *,
+            diff: Callable[[PlanContext], str] | None = None, **data: Any) -> Plan:
+    def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult | None:
+        if result.ok:
+            return None
         failed = TaskResult.from_command(msg, result)
         failed.data.update(data)
         return failed
-    return TaskResult.changed(msg, diff=diff, **data)
+
+    return Plan(msg, script=script, stdin=stdin, data=data, check_msg=check_msg, diff=diff, outcome=outcome)
 
 
 def parse_group_probe(state: str | None) -> tuple[bool, int]:
@@ -271,15 +279,15 @@ class Group(Module):
         "state": Arg(str, default="present", choices=("present", "absent"), help="present | absent"),
     }
 
-    def probe(self, args: dict[str, Any]) -> str:
-        return f"getent group {quote(args['name'])} || true\n"
+    def facts(self, args: dict[str, Any]) -> Probe[tuple[bool, int]]:
+        return Probe(f"getent group {quote(args['name'])} || true\n", parse_group_probe)
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: tuple[bool, int], ctx: PlanContext) -> Plan:
         name, gid = args["name"], args["gid"]
-        exists, current_gid = parse_group_probe(state)
+        exists, current_gid = facts
         if args["state"] == "absent":
             if not exists:
-                return TaskResult.ok(f"group {name} absent", name=name)
+                return Plan(f"group {name} absent", data={"name": name})
             script, msg = f"groupdel {quote(name)}\n", f"removed group {name}"
         elif not exists:
             opts = (f"-g {gid} " if gid is not None else "") + ("-r " if args["system"] else "")
@@ -287,7 +295,5 @@ class Group(Module):
         elif gid is not None and gid != current_gid:
             script, msg = f"groupmod -g {gid} {quote(name)}\n", f"group {name}: gid {current_gid} -> {gid}"
         else:
-            return TaskResult.ok(f"group {name} present (gid {current_gid})", name=name, gid=current_gid)
-        if ctx.check:
-            return TaskResult.changed("would: " + msg, name=name)
-        return _apply(ctx, script, None, msg, name=name)
+            return Plan(f"group {name} present (gid {current_gid})", data={"name": name, "gid": current_gid})
+        return _change(script, None, msg, "would: " + msg, name=name)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.command import Command, Shell, decide_guard, glob_word, guard_probe
@@ -67,15 +68,15 @@ def test_guard_probe() -> None:
 
 def test_guarded_converged_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Command().run(args(Command, {"cmd": "make", "creates": "/a"}), ctx, "creates present")
+    result = execute_module(Command(), args(Command, {"cmd": "make", "creates": "/a"}), ctx, "creates present")
     assert result.status == "ok" and result.msg == "skipped, since /a exists" and ctx.calls == []
 
 
 def test_check_mode_skips_unless_guarded() -> None:
     ctx = FakeContext(check=True)
-    skipped = Command().run(args(Command, "make install"), ctx, None)
+    skipped = execute_module(Command(), args(Command, "make install"), ctx, None)
     assert skipped.status == "skipped" and skipped.msg == "would run: make install"
-    guarded = Command().run(args(Command, {"cmd": "make", "creates": "/a"}), ctx, "creates present")
+    guarded = execute_module(Command(), args(Command, {"cmd": "make", "creates": "/a"}), ctx, "creates present")
     assert guarded.status == "ok"
     assert ctx.calls == []
 
@@ -83,7 +84,7 @@ def test_check_mode_skips_unless_guarded() -> None:
 def test_run_script_env_chdir_stdin() -> None:
     ctx = FakeContext(results=[CommandResult(0, "one\ntwo\n", "warn\n")])
     raw = {"cmd": "cat", "chdir": "/srv/app", "env": {"A_B": "x y", "N": 1}, "stdin": "data", "timeout": 9}
-    result = Command().run(args(Command, raw), ctx, None)
+    result = execute_module(Command(), args(Command, raw), ctx, None)
     [(script, stdin, readonly)] = ctx.calls
     assert script == "cd -- /srv/app || exit 1\nexport A_B='x y'\nexport N=1\ncat\n"
     assert stdin == b"data\n" and not readonly
@@ -96,14 +97,14 @@ def test_run_script_env_chdir_stdin() -> None:
 
 def test_stdin_without_added_newline() -> None:
     ctx = FakeContext()
-    Command().run(args(Command, {"cmd": "cat", "stdin": "x", "stdin_add_newline": False}), ctx, None)
+    execute_module(Command(), args(Command, {"cmd": "cat", "stdin": "x", "stdin_add_newline": False}), ctx, None)
     assert ctx.calls[0][1] == b"x"
 
 
 def test_failure_shows_exit_code_and_stderr_tail() -> None:
     stderr = "".join(f"line {n}\n" for n in range(30))
     ctx = FakeContext(results=[CommandResult(2, "", stderr)])
-    result = Command().run(args(Command, "make"), ctx, None)
+    result = execute_module(Command(), args(Command, "make"), ctx, None)
     assert result.status == "failed"
     assert result.msg.startswith("'make' failed (exit 2)\nline 20\n") and result.msg.endswith("line 29")
     assert result.data["rc"] == 2
@@ -111,7 +112,7 @@ def test_failure_shows_exit_code_and_stderr_tail() -> None:
 
 def test_timeout_message() -> None:
     ctx = FakeContext(results=[CommandResult(-1, "", "[timed out]")])
-    result = Command().run(args(Command, {"cmd": "sleep 99", "timeout": 5}), ctx, None)
+    result = execute_module(Command(), args(Command, {"cmd": "sleep 99", "timeout": 5}), ctx, None)
     assert result.status == "failed" and "timed out after 5s" in result.msg
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.connection import LocalConnection
 from provision.context import HostContext
 from provision.errors import ArgumentError
@@ -73,14 +74,14 @@ def test_usermod_options(raw: dict[str, Any], expected: list[str]) -> None:
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext()
     a = uargs(shell="/bin/bash", groups=["sudo"], password=HASH, authorized_keys=[KEY_A])
-    result = User().run(a, ctx, probe_out(keys=KEY_A + "\n"))
+    result = execute_module(User(), a, ctx, probe_out(keys=KEY_A + "\n"))
     assert result.status == "ok" and ctx.calls == []
 
 
 def test_create_with_password_on_stdin_only() -> None:
     ctx = FakeContext()
     a = uargs(shell="/bin/bash", groups=["sudo"], password=HASH, system=True, authorized_keys=[KEY_A])
-    result = User().run(a, ctx, MISSING + "@@keys\nabsent\n")
+    result = execute_module(User(), a, ctx, MISSING + "@@keys\nabsent\n")
     assert result.status == "changed"
     [(script, stdin, _ro)] = ctx.calls
     assert "useradd -s /bin/bash -G sudo -m -r frappe" in script
@@ -91,31 +92,32 @@ def test_create_with_password_on_stdin_only() -> None:
 
 def test_password_changed_only_when_hash_differs() -> None:
     ctx = FakeContext()
-    result = User().run(uargs(password="$6$other$hash"), ctx, probe_out())
+    result = execute_module(User(), uargs(password="$6$other$hash"), ctx, probe_out())
     assert result.status == "changed" and result.data["steps"] == ["set password"]
     ctx2 = FakeContext()
-    assert User().run(uargs(password="$6$other$hash", update_password="on_create"), ctx2, probe_out()).status == "ok"
+    unchanged = execute_module(User(), uargs(password="$6$other$hash", update_password="on_create"), ctx2, probe_out())
+    assert unchanged.status == "ok"
 
 
 def test_keys_exclusive_and_diff() -> None:
     assert wanted_keys(KEY_A + "\n# note\n", [KEY_B], exclusive=False) == f"{KEY_A}\n# note\n{KEY_B}\n"
     assert wanted_keys(KEY_A + "\n", [KEY_B], exclusive=True) == KEY_B + "\n"
     ctx = FakeContext(check=True, diff=True)
-    result = User().run(uargs(authorized_keys=[KEY_B], exclusive=True), ctx, probe_out(keys=KEY_A + "\n"))
+    result = execute_module(User(), uargs(authorized_keys=[KEY_B], exclusive=True), ctx, probe_out(keys=KEY_A + "\n"))
     assert result.status == "changed" and ctx.calls == []
     assert result.diff is not None and f"-{KEY_A}" in result.diff and f"+{KEY_B}" in result.diff
 
 
 def test_absent() -> None:
     ctx = FakeContext()
-    assert User().run(uargs(state="absent"), ctx, MISSING).status == "ok"
-    result = User().run(uargs(state="absent", remove=True), ctx, probe_out())
+    assert execute_module(User(), uargs(state="absent"), ctx, MISSING).status == "ok"
+    result = execute_module(User(), uargs(state="absent", remove=True), ctx, probe_out())
     assert result.status == "changed" and ctx.calls[0][0] == "userdel -r frappe\n"
 
 
 def test_failure_names_command() -> None:
     ctx = FakeContext(results=[CommandResult(6, "", "useradd: group 'nosuch' does not exist")])
-    result = User().run(uargs(group="nosuch"), ctx, MISSING)
+    result = execute_module(User(), uargs(group="nosuch"), ctx, MISSING)
     assert result.status == "failed" and "nosuch" in result.msg and "exit 6" in result.msg
 
 
@@ -143,7 +145,7 @@ GROUPS = [
 @pytest.mark.parametrize(("probe", "raw", "status", "script"), GROUPS)
 def test_group(probe: str, raw: dict[str, Any], status: str, script: str | None) -> None:
     ctx = FakeContext()
-    result = Group().run(Group.coerce(Group.normalize({"name": "frappe", **raw})), ctx, probe)
+    result = execute_module(Group(), Group.coerce(Group.normalize({"name": "frappe", **raw})), ctx, probe)
     assert result.status == status
     assert [c[0] for c in ctx.calls] == ([script] if script else [])
 
