@@ -29,17 +29,19 @@ def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state
 def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
     """Turn a plan into the task's result: fail, report converged, report (check mode), or change."""
     data = plan.data
+    if ctx.check and plan.check_skips and (plan.changes or plan.pending or plan.check_msg):
+        return TaskResult.skipped((plan.pending if plan.error else plan.check_msg) or f"would {plan.msg}", **data)
     if plan.error is not None:
         if ctx.check and plan.pending:
             return TaskResult.changed(plan.pending, **data)
         return TaskResult.failed(plan.error, **data)
-    if not plan.script:
+    if not plan.changes:
         return TaskResult.ok(plan.msg, **data)
     diff = plan.diff(_Reader(ctx)) if ctx.diff and plan.diff is not None else None
     if ctx.check:
-        if plan.check_skips:
-            return TaskResult.skipped(plan.check_msg or f"would {plan.msg}", **data)
         return TaskResult.changed(plan.check_msg or f"would have {plan.msg}", diff=diff, **data)
+    if plan.control_host is not None:
+        return plan.control_host(ctx)
     result = ctx.run(plan.script, stdin=plan.stdin, timeout=plan.timeout)
     if plan.outcome is not None:
         decided = plan.outcome(result, data)

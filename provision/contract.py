@@ -188,12 +188,15 @@ class Plan:
     what: str = ""
     outcome: Callable[[CommandResult, dict[str, Any]], TaskResult | None] | None = None
     timeout: float | None = None  # seconds the script may take (None: the task's own bound only)
-    # A change whose effect cannot be predicted (a command): check mode skips it with check_msg.
+    # A change whose effect cannot be predicted (a command): check mode skips it with check_msg
+    # (and a pending error with its message) instead of reporting a change.
     check_skips: bool = False
+    # A change made from the control host instead of a script (fetch writes a local file).
+    control_host: Callable[[TaskContext], TaskResult] | None = None
 
     @property
     def changes(self) -> bool:
-        return bool(self.script) and self.error is None
+        return bool(self.script or self.control_host) and self.error is None
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}

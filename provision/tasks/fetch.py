@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError, ProvisionError
-from .base import Arg, Module, TaskContext, TaskResult
-from .shell import parse_stat, quote
+from .base import Arg, Module, Plan, PlanContext, TaskContext, TaskResult
+from .facts import PathState
+from .shell import FileState
 
 
 def local_dest(src: str, dest: str, host: str, *, flat: bool) -> Path:
@@ -62,33 +63,36 @@ class Fetch(Module):
         if args["src"].endswith("/"):
             raise ArgumentError("fetch: src must be a file, not a directory")
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        return f"pv_stat {quote(args['src'])} sum"
+    def facts(self, args: dict[str, Any]) -> PathState:
+        return PathState(args["src"], checksum=True)
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: FileState, ctx: PlanContext) -> Plan:
         src = args["src"]
         dest = local_dest(src, args["dest"], ctx.host, flat=args.get("flat", False))
-        remote = parse_stat((state or "absent").splitlines()[0] if state else "absent")
+        remote = facts
         data: dict[str, Any] = {"src": src, "dest": str(dest)}
         if not remote.exists:
-            if ctx.check:
-                # An earlier task may create it when the run is real.
-                return TaskResult.skipped(f"{src} is not on {ctx.host} yet: nothing to compare in check mode",
-                                          **data)
             if args.get("fail_on_missing", True):
-                return TaskResult.failed(f"{src} does not exist on {ctx.host}", **data)
-            return TaskResult.ok(f"{src} does not exist on {ctx.host}: nothing fetched", file_missing=True, **data)
+                # In check mode an earlier task may create it when the run is real: skipped, not failed.
+                return Plan(error=f"{src} does not exist on {ctx.host}", data=data, check_skips=True,
+                            pending=f"{src} is not on {ctx.host} yet: nothing to compare in check mode")
+            return Plan(f"{src} does not exist on {ctx.host}: nothing fetched", data={**data, "file_missing": True},
+                        check_skips=True, check_msg=f"{src} is not on {ctx.host} yet: nothing to compare in check mode")
         if remote.type != "file":
-            return TaskResult.failed(f"{src} on {ctx.host} is a {remote.type}, not a file", **data)
+            return Plan(error=f"{src} on {ctx.host} is a {remote.type}, not a file", data=data)
         if not remote.sha256:
-            return TaskResult.failed(f"cannot read {src} on {ctx.host} (permission denied? try become)", **data)
+            return Plan(error=f"cannot read {src} on {ctx.host} (permission denied? try become)", data=data)
         data["remote_checksum"] = remote.sha256
         local = file_sha256(dest)
         if local == remote.sha256:
-            return TaskResult.ok("", checksum=local, **data)
-        what = f"fetched {src} to {dest}"
-        if ctx.check:
-            return TaskResult.changed(f"would have {what}", **data)
+            return Plan(data={"checksum": local, **data})
+        return Plan(f"fetched {src} to {dest}", data=data,
+                    control_host=lambda transfer: self._fetch(args, transfer, remote.sha256 or "", dest, data))
+
+    def _fetch(self, args: dict[str, Any], ctx: TaskContext, remote_sha: str, dest: Path,
+               data: dict[str, Any]) -> TaskResult:
+        """Copy the file to a temp file beside ``dest``, verify its checksum, rename it into place."""
+        src, what = args["src"], f"fetched {args['src']} to {dest}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".provision", dir=dest.parent)
         os.close(fd)
@@ -99,9 +103,9 @@ class Fetch(Module):
             except ProvisionError as exc:
                 return TaskResult.failed(f"fetching {src} failed: {exc.message}", **data)
             got = file_sha256(temp)
-            if args.get("validate_checksum", True) and got != remote.sha256:
+            if args.get("validate_checksum", True) and got != remote_sha:
                 return TaskResult.failed(
-                    f"checksum mismatch fetching {src}: the host has sha256 {remote.sha256}, "
+                    f"checksum mismatch fetching {src}: the host has sha256 {remote_sha}, "
                     f"the copy has {got} (did the file change during the transfer?); {dest} was left as it was",
                     checksum=got, **data,
                 )  # fmt: skip

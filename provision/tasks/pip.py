@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .shell import quote
 
 _REQUIREMENT = re.compile(
@@ -205,7 +206,10 @@ class Pip(Module):
             return quote(args["virtualenv"].rstrip("/") + "/bin/python") + " -m pip"
         return quote(args["executable"]) if args["executable"] else "python3 -m pip"
 
-    def probe(self, args: dict[str, Any]) -> str:
+    def facts(self, args: dict[str, Any]) -> Probe[dict[str, list[str]]]:
+        return Probe(self._probe(args), probe_values)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         lines = [self._locate(args) + self._listing(args)]
         if args["requirements"]:
             r = quote(args["requirements"])
@@ -225,22 +229,26 @@ class Pip(Module):
             ]
         return "\n".join(lines) + "\n"
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        values = probe_values(state)
+    def plan(self, args: dict[str, Any], facts: dict[str, list[str]], ctx: PlanContext) -> Plan:
+        values = facts
         if values.get("req") == ["missing"]:
-            return TaskResult.failed(f"requirements file {args['requirements']} not found on the host")
+            return Plan(error=f"requirements file {args['requirements']} not found on the host")
         missing = [p for p, d in zip(args["editable"] or [], values.get("edit", []), strict=False) if d == "missing"]
         if missing:
-            return TaskResult.failed(f"editable project(s) not found on the host: {', '.join(missing)}")
+            return Plan(error=f"editable project(s) not found on the host: {', '.join(missing)}")
         plan = make_plan(args, values)
         before = parse_dists(values.get("dist", []))
         if plan.empty:
-            return TaskResult.ok(f"{len(before)} distribution(s) installed, nothing to do", installed=[])
+            return Plan(f"{len(before)} distribution(s) installed, nothing to do", data={"installed": []})
         what = self._describe(plan)
-        if ctx.check:
-            return TaskResult.changed("would " + what, would_install=plan.names + plan.editables,
-                                      would_uninstall=plan.uninstall, installed=[])
-        result = ctx.run(self._change_script(args, plan), timeout=3600)
+        return Plan(what, script=self._change_script(args, plan), check_msg="would " + what, timeout=3600,
+                    data={"would_install": plan.names + plan.editables, "would_uninstall": plan.uninstall,
+                          "installed": []},
+                    outcome=lambda result, _data: self._outcome(args, plan, what, before, result))
+
+    def _outcome(self, args: dict[str, Any], plan: PipPlan, what: str, before: dict[str, str],
+                 result: CommandResult) -> TaskResult:
+        """What the change did, read from the listing at its end."""
         if not result.ok:
             failed = TaskResult.from_command(f"pip ({what})", result)
             if "externally-managed-environment" in result.stderr:

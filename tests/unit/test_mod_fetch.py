@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.tasks.fetch import Fetch, local_dest
 from provision.tasks.shell import sha256_hex
 from tests.unit._modrun import FakeContext, args_of
@@ -43,7 +44,7 @@ def run(tmp_path: Path, probe: str, *, check: bool = False, remote: bytes = DATA
     args = args_of(Fetch, {"src": "/var/db.gz", "dest": str(tmp_path / "out"), **raw})
     Fetch().check_args(args)
     assert Fetch().probe(args) == "pv_stat /var/db.gz sum"
-    return Fetch().run(args, ctx, probe), tmp_path / "out" / "web1" / "var" / "db.gz"
+    return execute_module(Fetch(), args, ctx, probe), tmp_path / "out" / "web1" / "var" / "db.gz"
 
 
 def test_transfer_then_converged(tmp_path: Path) -> None:

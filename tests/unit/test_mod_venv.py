@@ -91,14 +91,14 @@ def test_plan_latest_and_absent() -> None:
 
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Pip().run(pargs(name=["frappe==15.0.0"], editable=["/b/apps/frappe"]), ctx, PIP_PROBE)
+    result = execute_module(Pip(), pargs(name=["frappe==15.0.0"], editable=["/b/apps/frappe"]), ctx, PIP_PROBE)
     assert result.status == "ok" and ctx.calls == []
 
 
 def test_change_is_one_pip_call_then_markers() -> None:
     ctx = FakeContext(results=[CommandResult(0, "dist=pip-23.2.1\ndist=frappe-15.0.0\ndist=erpnext-15.1.0\n", "")])
     args = pargs(editable=["/b/apps/frappe", "/b/apps/erpnext"], name=["gunicorn"], extra_args="--no-deps")
-    result = Pip().run(args, ctx, PIP_PROBE)
+    result = execute_module(Pip(), args, ctx, PIP_PROBE)
     assert result.status == "changed"
     [(script, _stdin, _ro)] = ctx.changes
     assert "/b/env/bin/python -m pip install --no-deps gunicorn -e /b/apps/erpnext >&2" in script
@@ -108,7 +108,7 @@ def test_change_is_one_pip_call_then_markers() -> None:
 
 def test_pip_failure_keeps_markers_unwritten() -> None:
     ctx = FakeContext(results=[CommandResult(1, "", "ERROR: No matching distribution found for nope")])
-    result = Pip().run(pargs(name=["nope"]), ctx, PIP_PROBE)
+    result = execute_module(Pip(), pargs(name=["nope"]), ctx, PIP_PROBE)
     assert result.status == "failed" and "No matching distribution" in result.msg
 
 
