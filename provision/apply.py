@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .contract import Fact, Module, Plan, RenderedTemplate, T, TaskContext, TaskResult
+from .contract import Fact, FactReadFailed, Module, Plan, RenderedTemplate, T, TaskContext, TaskResult
 
 
 def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
@@ -61,7 +61,10 @@ class _Reader:
         self.variables = ctx.variables
 
     def read(self, fact: Fact[T]) -> T:
-        return fact.parse(self._ctx.run(fact.command(), readonly=True).stdout)
+        result = self._ctx.run(fact.command(), readonly=True, timeout=fact.timeout)
+        if fact.checks_exit and not result.ok:
+            raise FactReadFailed(result)
+        return fact.parse(result.stdout)
 
     def render_template(self, name: str) -> RenderedTemplate:
         return self._ctx.render_template(name)

@@ -138,11 +138,24 @@ class Fact(Generic[T]):
     (``provision.tasks.facts``); equal commands are read once.
     """
 
+    # A read that may fail on its own (``git ls-remote``): a non-zero exit raises ``FactReadFailed``
+    # from ``PlanContext.read``, bounded by ``timeout`` seconds.
+    checks_exit: ClassVar[bool] = False
+    timeout: ClassVar[float | None] = None
+
     def command(self) -> str:
         raise NotImplementedError
 
     def parse(self, output: str) -> T:
         raise NotImplementedError
+
+
+class FactReadFailed(Exception):
+    """A ``checks_exit`` fact's command failed; ``result`` says how."""
+
+    def __init__(self, result: CommandResult) -> None:
+        super().__init__(result.tail())
+        self.result = result
 
 
 class PlanContext(Protocol):

@@ -6,6 +6,7 @@ from ..contract import (
     Arg,
     CommandResult,
     Fact,
+    FactReadFailed,
     Module,
     Plan,
     PlanContext,
@@ -15,5 +16,5 @@ from ..contract import (
     type_name,
 )
 
-__all__ = ["Arg", "CommandResult", "Fact", "Module", "Plan", "PlanContext", "RenderedTemplate", "TaskContext",
-           "TaskResult", "type_name"]
+__all__ = ["Arg", "CommandResult", "Fact", "FactReadFailed", "Module", "Plan", "PlanContext", "RenderedTemplate",
+           "TaskContext", "TaskResult", "type_name"]

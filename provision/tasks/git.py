@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, CommandResult, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Fact, FactReadFailed, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .shell import quote
 
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -167,7 +168,10 @@ class Git(Module):
         if args["version"].startswith("-") or not args["remote"].replace("-", "").replace("_", "").isalnum():
             raise ArgumentError("git: version and remote must be plain names")
 
-    def probe(self, args: dict[str, Any]) -> str:
+    def facts(self, args: dict[str, Any]) -> Probe[Checkout]:
+        return Probe(self._probe(args), parse_probe)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         d, remote = quote(args["dest"]), quote(f"remote.{args['remote']}.url")
         return (
             f"_pv_d={d}\n"
@@ -185,19 +189,19 @@ class Git(Module):
             "else echo present=no; fi\n"
         )
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: Checkout, ctx: PlanContext) -> Plan:
         dest, version = args["dest"], args["version"]
-        checkout = parse_probe(state)
+        checkout = facts
         if checkout.present == "other":
-            return TaskResult.failed(f"{dest} exists and is not a git checkout\n  fix: remove it or use another dest")
+            return Plan(error=f"{dest} exists and is not a git checkout\n  fix: remove it or use another dest")
         if checkout.present in ("no", "empty"):
-            return self._clone(args, ctx)
+            return self._clone(args)
         if checkout.error:
             fix = "\n  fix: check the checkout"
             if "dubious ownership" in checkout.error or (checkout.owner and checkout.owner != checkout.me):
                 fix = (f"\n  fix: run this task as the checkout's owner (become_user: {checkout.owner}); "
                        "do not add it to safe.directory")
-            return TaskResult.failed(f"cannot read {dest} as {checkout.me}: {checkout.error.strip()}{fix}")
+            return Plan(error=f"cannot read {dest} as {checkout.me}: {checkout.error.strip()}{fix}")
         before = checkout.head
         url_changed = checkout.url != args["repo"]
         data: dict[str, Any] = {"before": before, "after": before, "remote_url_changed": url_changed, "dest": dest}
@@ -210,24 +214,24 @@ class Git(Module):
             elif is_commit(version):
                 target = Target("commit", version, version)
             else:
-                listing = ctx.run(f"{GIT_ENV}git ls-remote --symref -- {quote(args['repo'])} {quote(version)}\n",
-                                  readonly=True, timeout=120)
-                if not listing.ok:
-                    return TaskResult.from_command(f"git ls-remote {args['repo']}", listing)
-                target = parse_ls_remote(listing.stdout, version)
+                try:
+                    listing = ctx.read(LsRemote(args["repo"], version))
+                except FactReadFailed as exc:
+                    return Plan(error=TaskResult.from_command(f"git ls-remote {args['repo']}", exc.result).msg)
+                target = parse_ls_remote(listing, version)
                 if target is None:
-                    return TaskResult.failed(f"version {version!r} is neither a branch nor a tag of {args['repo']}",
-                                             **data)
+                    return Plan(error=f"version {version!r} is neither a branch nor a tag of {args['repo']}",
+                                data=data)
         moves = target is not None and not before.startswith(target.sha)
         reset = target is not None and bool(checkout.dirty) and args["force"]
         if moves and checkout.dirty and not args["force"]:
             files = "\n".join("  " + f for f in checkout.dirty[:20])
-            return TaskResult.failed(
-                f"{dest} has local modifications, not moving it to {version}:\n{files}\n"
-                "  fix: commit or discard them on the host, or set force: true to discard them", **data)
+            return Plan(error=f"{dest} has local modifications, not moving it to {version}:\n{files}\n"
+                              "  fix: commit or discard them on the host, or set force: true to discard them",
+                        data=data)
         if not (moves or reset or url_changed):
             note = f" (local modifications: {len(checkout.dirty)} file(s))" if checkout.dirty else ""
-            return TaskResult.ok(f"{dest} at {before[:12]}{note}", local_modifications=checkout.dirty, **data)
+            return Plan(f"{dest} at {before[:12]}{note}", data={"local_modifications": checkout.dirty, **data})
         what = []
         if url_changed:
             what.append(f"remote {args['remote']} -> {args['repo']}")
@@ -235,8 +239,6 @@ class Git(Module):
             what.append(f"{before[:12]} -> {target.sha[:12]} ({target.kind} {target.ref})")
         elif reset:
             what.append("discard local modifications")
-        if ctx.check:
-            return TaskResult.changed("would update: " + "; ".join(what), **data)
         script = f"{GIT_ENV}set -e\ncd {quote(dest)}\n"
         if url_changed:
             r, u = quote(args["remote"]), quote(args["repo"])
@@ -245,33 +247,61 @@ class Git(Module):
             script += fetch_and_checkout(target, args, checkout)
         elif reset:
             script += "git reset -q --hard\n"
-        result = self._apply(ctx, script, f"update {dest}", data)
-        if result.status == "failed" and result.data.get("rc") == RC_DIVERGED:
-            result.msg += "\n  fix: push or drop the local commits, or set force: true to reset the branch"
-        elif result.status == "changed":
-            result.msg = "; ".join(what)
-            if moves:
-                result.msg = f"{before[:12]} -> {result.data['after'][:12]}" + (f"; {what[0]}" if url_changed else "")
-        return result
 
-    def _clone(self, args: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult:
+            done = self._outcome(result, f"update {dest}", data)
+            if done.status == "failed" and done.data.get("rc") == RC_DIVERGED:
+                done.msg += "\n  fix: push or drop the local commits, or set force: true to reset the branch"
+            elif done.status == "changed":
+                done.msg = "; ".join(what)
+                if moves:
+                    done.msg = f"{before[:12]} -> {done.data['after'][:12]}" + (f"; {what[0]}" if url_changed else "")
+            return done
+
+        return Plan(f"update {dest}", script=self._with_after(script, dest), data=data, outcome=outcome,
+                    check_msg="would update: " + "; ".join(what), timeout=1800)
+
+    def _clone(self, args: dict[str, Any]) -> Plan:
         data: dict[str, Any] = {"before": None, "after": None, "remote_url_changed": False, "dest": args["dest"]}
         if not args["clone"]:
-            return TaskResult.ok(f"{args['dest']} absent (clone: false)", **data)
-        if ctx.check:
-            return TaskResult.changed(f"would clone {args['repo']} at {args['version']} into {args['dest']}", **data)
-        result = self._apply(ctx, f"{GIT_ENV}set -e\n{clone_script(args)}", f"git clone {args['repo']}", data)
-        if result.status == "changed":
-            result.msg = f"cloned {args['repo']} at {result.data['after'][:12]}"
-        return result
+            return Plan(f"{args['dest']} absent (clone: false)", data=data)
+
+        def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult:
+            done = self._outcome(result, f"git clone {args['repo']}", data)
+            if done.status == "changed":
+                done.msg = f"cloned {args['repo']} at {done.data['after'][:12]}"
+            return done
+
+        return Plan(f"git clone {args['repo']}", script=self._with_after(f"{GIT_ENV}set -e\n{clone_script(args)}",
+                                                                         args["dest"]),
+                    data=data, outcome=outcome, timeout=1800,
+                    check_msg=f"would clone {args['repo']} at {args['version']} into {args['dest']}")
 
     @staticmethod
-    def _apply(ctx: TaskContext, script: str, what: str, data: dict[str, Any]) -> TaskResult:
-        dest = quote(data["dest"])
-        result: CommandResult = ctx.run(script + f'echo "after=$(git -C {dest} rev-parse HEAD)"\n', timeout=1800)
+    def _with_after(script: str, dest: str) -> str:
+        return script + f'echo "after=$(git -C {quote(dest)} rev-parse HEAD)"\n'
+
+    @staticmethod
+    def _outcome(result: CommandResult, what: str, data: dict[str, Any]) -> TaskResult:
         if not result.ok:
             failed = TaskResult.from_command(what, result)
             failed.data.update(data)
             return failed
         after = next((ln[6:] for ln in result.stdout.splitlines() if ln.startswith("after=")), "")
         return TaskResult.changed(what, **{**data, "after": after})
+
+
+@dataclass(frozen=True)
+class LsRemote(Fact[str]):
+    """What a remote's branch or tag points at (``git ls-remote --symref``), read when a plan needs it."""
+
+    repo: str
+    version: str
+    checks_exit = True
+    timeout = 120.0
+
+    def command(self) -> str:
+        return f"{GIT_ENV}git ls-remote --symref -- {quote(self.repo)} {quote(self.version)}\n"
+
+    def parse(self, output: str) -> str:
+        return output

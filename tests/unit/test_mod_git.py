@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.git import Git, Target, parse_ls_remote, parse_probe
@@ -56,18 +57,18 @@ def test_parse_probe() -> None:
 
 def test_tag_at_head_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Git().run(gargs(version="v15.0.0"), ctx, probe_out(tags=("v15.0.0",)))
+    result = execute_module(Git(), gargs(version="v15.0.0"), ctx, probe_out(tags=("v15.0.0",)))
     assert result.status == "ok" and ctx.calls == []
 
 
 def test_commit_at_head_costs_no_call() -> None:
     ctx = FakeContext()
-    assert Git().run(gargs(version=HEAD[:8]), ctx, probe_out()).status == "ok" and ctx.calls == []
+    assert execute_module(Git(), gargs(version=HEAD[:8]), ctx, probe_out()).status == "ok" and ctx.calls == []
 
 
 def test_branch_costs_one_readonly_ls_remote() -> None:
     ctx = FakeContext(results=[CommandResult(0, LS_REMOTE, "")])
-    result = Git().run(gargs(version="version-15"), ctx, probe_out())
+    result = execute_module(Git(), gargs(version="version-15"), ctx, probe_out())
     assert result.status == "ok"
     [(script, _stdin, readonly)] = ctx.calls
     assert readonly and "git ls-remote" in script and "GIT_TERMINAL_PROMPT=0" in script
@@ -75,7 +76,7 @@ def test_branch_costs_one_readonly_ls_remote() -> None:
 
 def test_moved_branch_fetches_and_reports_before_after() -> None:
     ctx = FakeContext(results=[CommandResult(0, LS_REMOTE, ""), CommandResult(0, f"after={NEW}\n", "")])
-    result = Git().run(gargs(version="develop", remote="upstream"), ctx, probe_out())
+    result = execute_module(Git(), gargs(version="develop", remote="upstream"), ctx, probe_out())
     assert result.status == "changed" and (result.data["before"], result.data["after"]) == (HEAD, NEW)
     script = ctx.changes[0][0]
     assert "git fetch -q upstream +refs/heads/develop:refs/remotes/upstream/develop" in script
@@ -84,13 +85,13 @@ def test_moved_branch_fetches_and_reports_before_after() -> None:
 
 def test_check_mode_only_reads() -> None:
     ctx = FakeContext(check=True, results=[CommandResult(0, LS_REMOTE, "")])
-    result = Git().run(gargs(version="develop"), ctx, probe_out())
+    result = execute_module(Git(), gargs(version="develop"), ctx, probe_out())
     assert result.status == "changed" and ctx.changes == []
 
 
 def test_clone_script() -> None:
     ctx = FakeContext(results=[CommandResult(0, f"after={NEW}\n", "")])
-    result = Git().run(gargs(version="version-15", remote="upstream", depth=1), ctx, "present=no\n")
+    result = execute_module(Git(), gargs(version="version-15", remote="upstream", depth=1), ctx, "present=no\n")
     assert result.status == "changed" and result.data["after"] == NEW
     script = ctx.changes[0][0]
     assert "git clone -q --origin upstream --depth 1 --branch version-15 -- https://example.invalid/frappe.git" \
@@ -99,7 +100,7 @@ def test_clone_script() -> None:
 
 def test_dubious_ownership_names_owner() -> None:
     state = "present=repo\nowner=frappe\nme=root\nerror=fatal: detected dubious ownership in repository\n"
-    result = Git().run(gargs(), FakeContext(), state)
+    result = execute_module(Git(), gargs(), FakeContext(), state)
     assert result.status == "failed" and "become_user: frappe" in result.msg
 
 
