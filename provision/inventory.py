@@ -19,7 +19,6 @@ comma-separated ``-i host1,host2:2222,`` is an inventory too. Where we are stric
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +39,12 @@ from .variables import (
     VariableLayers,
     VarsMap,
     load_vars_dir,
+    magic_variables,
     plain_value,
 )
 from .yamlfile import load_yaml
 
-__all__ = ["ConnectionSpec", "Group", "Host", "Inventory", "connection_spec", "magic_variables"]
+__all__ = ["ConnectionSpec", "Group", "Host", "Inventory", "connection_spec", "host_magic"]
 
 GROUP_KEYS = ("hosts", "children", "vars")
 # Characters that would make a name unusable in a host pattern.
@@ -103,6 +103,7 @@ class Inventory:
         self.groups: dict[str, Group] = {ALL: Group(ALL), UNGROUPED: Group(UNGROUPED)}
         self.hosts: dict[str, Host] = {}
         self.members: dict[str, list[str]] = {}  # group -> every host in it or its descendants
+        self.magic_groups: dict[str, list[str]] = {}  # the `groups` magic variable (copies of members)
         self.warnings: list[str] = []
         self._link(ALL, UNGROUPED, None)
 
@@ -327,7 +328,7 @@ class Inventory:
     def _fill_variables(self) -> None:
         group_files = self._vars_dir_files("group_vars", self.groups)
         host_files = self._vars_dir_files("host_vars", self.hosts)
-        magic_groups = {name: list(hosts) for name, hosts in self.members.items()}
+        self.magic_groups = {name: list(hosts) for name, hosts in self.members.items()}
         for host in self.hosts.values():
             layers = host.layers
             for values in self.groups[ALL].var_maps:
@@ -347,7 +348,7 @@ class Inventory:
                 layers.push(INVENTORY_HOST, self.file, values, scope=f"host {host.name}")
             for path, values in host_files.get(host.name, []):
                 layers.push(HOST_VARS, path, values)
-            layers.push(MAGIC, self.file, magic_variables(self, host, groups=magic_groups))
+            layers.push(MAGIC, self.file, host_magic(self, host))
 
     def _vars_dir_files(self, kind: str, known: Mapping[str, Any]) -> dict[str, list[tuple[str, VarsMap]]]:
         if self.base_dir is None:
@@ -408,38 +409,10 @@ class Inventory:
         return result
 
 
-def magic_variables(
-    inventory: Inventory,
-    host: Host,
-    *,
-    groups: Mapping[str, list[str]] | None = None,
-    check: bool | None = None,
-    diff: bool | None = None,
-    hostvars: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The magic variables of ``host``, with ansible-core's values (the only place they are built).
-
-    The inventory pushes the ones it knows; a run adds its mode (``check``/``diff``) and
-    ``hostvars``. ``inventory_hostname_short`` is the first label of a name, an IP address
-    whole; ``group_names`` holds every group but ``all`` (``ungrouped`` included), sorted.
-    """
-    magic: dict[str, Any] = {
-        "inventory_hostname": host.name,
-        "inventory_hostname_short": _short_name(host.name),
-        "group_names": sorted(g for g in host.groups if g != ALL),
-        "groups": groups if groups is not None else {name: list(m) for name, m in inventory.members.items()},
-    }
-    if inventory.base_dir is not None:
-        inventory_file = str(Path(inventory.file).resolve())
-        magic["inventory_file"] = inventory_file
-        magic["inventory_dir"] = str(Path(inventory_file).parent)
-    if check is not None:
-        magic["ansible_check_mode"] = check
-    if diff is not None:
-        magic["ansible_diff_mode"] = diff
-    if hostvars is not None:
-        magic["hostvars"] = hostvars
-    return magic
+def host_magic(inventory: Inventory, host: Host, **run: Any) -> dict[str, Any]:
+    """``host``'s magic variables (``variables.magic_variables``), ``run`` adding check/diff/hostvars."""
+    inventory_file = str(Path(inventory.file).resolve()) if inventory.base_dir is not None else None
+    return magic_variables(host.name, host.groups, inventory.magic_groups, inventory_file=inventory_file, **run)
 
 
 def _key_source(mapping: Any, key: Any, file: str) -> Source:
@@ -456,15 +429,6 @@ def _without(values: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         if hasattr(values, attribute):
             setattr(copy, attribute, getattr(values, attribute))
     return copy
-
-
-def _short_name(name: str) -> str:
-    """The first label of a host name; an IP address stays whole (as in Ansible)."""
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return name.split(".")[0]
-    return name
 
 
 def _kind(value: Any) -> str:

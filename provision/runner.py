@@ -32,7 +32,7 @@ from .errors import (
 from .events import PlayStarted, Recap, Reporter, TaskDone
 from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
-from .inventory import Host, Inventory, connection_spec, magic_variables
+from .inventory import Host, Inventory, connection_spec, host_magic
 from .playbook import Play, Playbook, walk_tasks
 from .registry import get_module
 from .runstate import BatchControl, HostState, RunOptions, RunShared
@@ -138,8 +138,8 @@ class Runner:
         layers = host.layers.copy(drop=(MAGIC,))
         layers.push(EXTRA_VARS, "-e", self.options.extra_vars)
         self.redactor.add(secret_values(layers.merged()))
-        layers.push(MAGIC, "run", magic_variables(self.inventory, host, check=self.options.check,
-                                                  diff=self.options.diff, hostvars=self._hostvars))
+        layers.push(MAGIC, "run", host_magic(self.inventory, host, check=self.options.check, diff=self.options.diff,
+                                             hostvars=self._hostvars))
         try:
             spec = connection_spec(host.name, templar.variables(layers.merged()))
         except ProvisionError as exc:

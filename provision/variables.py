@@ -33,16 +33,24 @@ and per play and pushes the rest; a task sees ``view(TASK_VARS, its block and ta
 
 from __future__ import annotations
 
+import ipaddress
 import json
-import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, InventoryError, OptionsError, Source
 from .secrets import REDACTED, Secret, is_secret_name
-from .yamlfile import load_yaml, parse_yaml, source_of
+
+# Loading vars files and -e lives in provision.varsfiles; these names stay importable from here.
+from .varsfiles import (
+    VARS_FILE_EXTENSIONS,
+    VarsMap,
+    find_vars_files,
+    load_vars_dir,
+    load_vars_file,
+    parse_extra_vars,
+)
 
 DEFAULTS = "play defaults"
 INVENTORY_ALL = "inventory: all"
@@ -77,8 +85,6 @@ LEVELS: tuple[str, ...] = (
 )
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
-# Ansible's YAML_FILENAME_EXTENSIONS, "" first so that a directory <name>/ is found before a file.
-VARS_FILE_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 # Row values longer than this are cut in the explain view.
 SHORT_VALUE_WIDTH = 60
 
@@ -264,121 +270,75 @@ def explain_rows(explained: Iterable[Explained], *, show_secrets: bool = False) 
     ]
 
 
-def find_vars_files(directory: Path, name: str) -> list[Path]:
-    """The files Ansible reads for ``name`` in ``directory`` (``group_vars/`` or ``host_vars/``).
+def magic_variables(
+    host: str,
+    groups_of_host: Iterable[str],
+    members: Mapping[str, list[str]],
+    *,
+    inventory_file: str | None = None,
+    check: bool | None = None,
+    diff: bool | None = None,
+    hostvars: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The magic variables of ``host``, with ansible-core's values (the only place they are built).
 
-    The first of ``name``, ``name.yml``, ``name.yaml``, ``name.json`` that exists wins; a
-    directory is read whole, recursively, in sorted order, skipping hidden and ``~`` files.
+    The inventory pushes the ones it knows; a run adds its mode (``check``/``diff``) and
+    ``hostvars``. ``inventory_hostname_short`` is the first label of a name, an IP address whole;
+    ``group_names`` holds every group but ``all`` (``ungrouped`` included), sorted.
     """
-    for extension in VARS_FILE_EXTENSIONS:
-        candidate = directory / f"{name}{extension}"
-        if candidate.is_dir():
-            return _files_in_vars_dir(candidate)
-        if candidate.is_file():
-            return [candidate]
-    return []
+    magic: dict[str, Any] = {
+        "inventory_hostname": host,
+        "inventory_hostname_short": _short_name(host),
+        "group_names": sorted(g for g in groups_of_host if g != "all"),
+        "groups": members,
+    }
+    if inventory_file is not None:
+        magic["inventory_file"] = inventory_file
+        magic["inventory_dir"] = str(Path(inventory_file).parent)
+    if check is not None:
+        magic["ansible_check_mode"] = check
+    if diff is not None:
+        magic["ansible_diff_mode"] = diff
+    if hostvars is not None:
+        magic["hostvars"] = hostvars
+    return magic
 
 
-def _files_in_vars_dir(directory: Path) -> list[Path]:
-    found: list[Path] = []
-    for entry in sorted(directory.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.name.endswith("~"):
-            continue
-        if entry.is_dir() and not entry.suffix:
-            found.extend(_files_in_vars_dir(entry))
-        elif entry.is_file() and entry.suffix in VARS_FILE_EXTENSIONS:
-            found.append(entry)
-    return found
-
-
-VarsMap = Mapping[str, Any]
-
-
-def load_vars_dir(directory: Path, names: Iterable[str]) -> tuple[dict[str, list[tuple[str, VarsMap]]], list[Path]]:
-    """Load ``directory/<name>`` vars files for each of ``names`` (each file once).
-
-    Returns the loaded ``(path, mapping)`` pairs by name, and the entries of ``directory`` that
-    match no name (a typo in a group_vars file name is otherwise silently ignored).
-    """
-    if not directory.is_dir():
-        return {}, []
-    wanted = set(names)
-    loaded: dict[str, list[tuple[str, VarsMap]]] = {}
-    for name in wanted:
-        files = find_vars_files(directory, name)
-        if files:
-            loaded[name] = [(str(path), load_vars_file(path)) for path in files]
-    unused = []
-    for entry in sorted(directory.iterdir()):
-        if entry.name.startswith(".") or entry.name.endswith("~"):
-            continue
-        stem = entry.name if entry.is_dir() or entry.suffix not in VARS_FILE_EXTENSIONS else entry.stem
-        if stem not in wanted and entry.name not in wanted:
-            unused.append(entry)
-    return loaded, unused
-
-
-def load_vars_file(path: Path, *, error: type[InputError] = InventoryError) -> Mapping[str, Any]:
-    """A vars file's mapping (empty for an empty file); anything else is ``error`` naming the file."""
-    data = load_yaml(path, error=error)
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise error(
-            f"a vars file must hold a mapping of variable names to values, not a {_yaml_kind(data)}",
-            source=source_of(data) or Source(str(path)),
-            hint="write one 'name: value' per line at the top level",
-        )
-    return data
-
-
-def _yaml_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"
-    return "string" if isinstance(value, str) else type(value).__name__
-
-
-def parse_extra_vars(items: Iterable[str]) -> dict[str, Any]:
-    """Merge ``-e`` arguments as Ansible does: ``@file``, inline YAML/JSON, or ``key=value`` words.
-
-    ``key=value`` values stay strings (``-e n=3`` gives ``"3"``, as in Ansible); use
-    ``-e '{"n": 3}'`` for typed values. Later arguments win, key by key.
-    """
-    merged: dict[str, Any] = {}
-    for item in items:
-        text = item.strip()
-        if not text:
-            continue
-        if text.startswith("@"):
-            path = text[1:]
-            if not path:
-                raise OptionsError("-e @ needs a file name", hint="write -e @vars.yml")
-            data = load_vars_file(Path(path), error=OptionsError)
-        elif text[0] in "{[":
-            data = parse_yaml(text, "-e argument", error=OptionsError)
-            if not isinstance(data, Mapping):
-                raise OptionsError(
-                    f"-e {item!r} is not a mapping", hint="write -e '{\"name\": \"value\"}' or -e name=value"
-                )
-        else:
-            data = _parse_key_values(item)
-        merged.update(data)
-    return merged
-
-
-def _parse_key_values(item: str) -> dict[str, str]:
+def _short_name(name: str) -> str:
+    """The first label of a host name; an IP address stays whole (as in Ansible)."""
     try:
-        words = shlex.split(item)
-    except ValueError as exc:
-        raise OptionsError(f"-e {item!r}: {exc}", hint="balance the quotes around values with spaces") from None
-    result: dict[str, str] = {}
-    for word in words:
-        name, sep, value = word.partition("=")
-        if not sep or not name.isidentifier():
-            raise OptionsError(
-                f"-e {item!r}: {word!r} is not name=value",
-                hint="write -e name=value (a variable name is letters, digits and _), "
-                "-e '{\"name\": 1}' or -e @file.yml",
-            )
-        result[name] = value
-    return result
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name.split(".")[0]
+    return name
+
+__all__ = [
+    "DEFAULTS",
+    "EXTRA_VARS",
+    "FACTS",
+    "GROUP_VARS",
+    "GROUP_VARS_ALL",
+    "HOST_VARS",
+    "INVENTORY_ALL",
+    "INVENTORY_GROUPS",
+    "INVENTORY_HOST",
+    "LEVELS",
+    "MAGIC",
+    "PLAY_VARS",
+    "RUNTIME",
+    "TASK_VARS",
+    "VARS_FILES",
+    "VARS_FILE_EXTENSIONS",
+    "Explained",
+    "Layer",
+    "VariableLayers",
+    "VarsMap",
+    "explain_rows",
+    "find_vars_files",
+    "load_vars_dir",
+    "load_vars_file",
+    "magic_variables",
+    "parse_extra_vars",
+    "plain_value",
+    "short_json",
+]
