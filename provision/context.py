@@ -35,7 +35,7 @@ class AfterChange:
 
 
 class HostContext:
-    """Implements ``provision.tasks.base.TaskContext`` over a ``Connection``."""
+    """Implements ``provision.contract.TaskContext`` (and what a plan reads through it) over a ``Connection``."""
 
     def __init__(
         self,

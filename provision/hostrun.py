@@ -2,7 +2,8 @@
 
 The runner starts one ``HostRun`` per host per play in a worker thread. Everything that is about
 a single host lives here; what is about many hosts (batches, forks, failure thresholds, recap)
-lives in ``runner.py``.
+lives in ``runner.py``. How a task is evaluated (its variables, loop, conditions, become user) is
+``evaluation.py``; which facts travel when is ``lookahead.py``; applying a module is ``apply.py``.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ class HostRun:
             self.shared.host_failed(self.host.name)
 
     def execute(self, task: Task, scope: dict[str, Any], inherited: Inherited) -> TaskResult:
-        """Render, probe, run, then apply until/changed_when/failed_when: one item of one task."""
+        """Render, read its facts, let the engine apply the module, then until/changed_when/failed_when: one item."""
         cls = get_module(task.module or "")
         assert cls is not None
         module = cls()
