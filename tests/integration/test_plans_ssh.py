@@ -150,3 +150,77 @@ def test_lineinfile_plans(ssh: HostContext, work: Path) -> None:
                          ).script == ""
     plan = plan_over_ssh(ssh, LineInFile(), {"path": str(path), "line": "workers=4", "state": "absent"})
     assert plan.data["found"] == 1 and plan.stdin == b"[main]\n"
+
+
+# -- the other planned modules: read-only cases on this machine ---------------------------------------
+
+
+def test_command_plans(ssh: HostContext, work: Path) -> None:
+    from provision.tasks.command import Command
+
+    plan = plan_over_ssh(ssh, Command(), {"cmd": "touch x", "creates": str(work / "x")})
+    assert plan.script and plan.check_skips
+    (work / "x").touch()
+    plan = plan_over_ssh(ssh, Command(), {"cmd": "touch x", "creates": str(work / "x")})
+    assert plan.script == "" and "exists" in plan.msg
+
+
+def test_fetch_plans(ssh: HostContext, work: Path, tmp_path: Path) -> None:
+    from provision.tasks.fetch import Fetch
+
+    (work / "f").write_text("data\n")
+    reader = _Files(ssh, {}, {})
+    args = {"src": str(work / "f"), "dest": str(tmp_path) + "/", "flat": True}
+    plan = plan_over_ssh(ssh, Fetch(), args)
+    assert plan.control_host is not None and plan.msg.startswith(f"fetched {work}/f")
+    assert plan.control_host(reader.ctx).status == "changed"  # type: ignore[arg-type]
+    assert (tmp_path / "f").read_text() == "data\n"
+    assert plan_over_ssh(ssh, Fetch(), args).changes is False
+    plan = plan_over_ssh(ssh, Fetch(), {"src": str(work / "missing"), "dest": str(tmp_path) + "/"})
+    assert plan.error is not None and plan.pending is not None and plan.check_skips
+
+
+def test_packages_user_group_cron_service_plans_read_this_machine(ssh: HostContext) -> None:
+    from provision.tasks.cron import Cron
+    from provision.tasks.packages import Packages
+    from provision.tasks.service import Service
+    from provision.tasks.user import Group, User
+
+    assert plan_over_ssh(ssh, Packages(), {"name": ["bash"]}).changes is False
+    plan = plan_over_ssh(ssh, Packages(), {"name": ["bash"], "state": "absent"})
+    assert plan.changes and plan.check_msg == "would remove bash"
+    assert plan_over_ssh(ssh, User(), {"name": "root"}).msg == "user root up to date"
+    assert plan_over_ssh(ssh, User(), {"name": "pv-nobody-here", "state": "absent"}).changes is False
+    assert plan_over_ssh(ssh, Group(), {"name": "root", "gid": 0}).msg == "group root present (gid 0)"
+    plan = plan_over_ssh(ssh, Cron(), {"name": "pv plan test", "state": "absent"})
+    assert plan.error is None and plan.changes is False
+    plan = plan_over_ssh(ssh, Service(), {"name": "pv-no-such-service", "state": "started"})
+    assert plan.error is not None and "not found" in plan.error and plan.pending is not None
+
+
+def test_git_venv_pip_plans(ssh: HostContext, work: Path) -> None:
+    from provision.tasks.git import Git
+    from provision.tasks.venv import Pip, Venv
+
+    origin = work / "origin"
+    origin.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid", "HOME": str(work), "PATH": "/usr/bin:/bin"}
+    for argv in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "one"], ["tag", "v1"]):
+        subprocess.run(["git", *argv], cwd=origin, env=env, check=True, capture_output=True)
+    args = {"repo": str(origin), "dest": str(work / "checkout"), "version": "main"}
+    plan = plan_over_ssh(ssh, Git(), args)
+    assert plan.check_msg == f"would clone {origin} at main into {work}/checkout"
+    subprocess.run(["git", "clone", "-q", str(origin), str(work / "checkout")], env=env, check=True)
+    plan = plan_over_ssh(ssh, Git(), args)  # reads the branch with ls-remote, finds it at HEAD
+    assert plan.changes is False and plan.msg.startswith(f"{work}/checkout at ")
+    plan = plan_over_ssh(ssh, Git(), {**args, "version": "no-such-ref"})
+    assert plan.error == f"version 'no-such-ref' is neither a branch nor a tag of {origin}"
+
+    env_dir = work / "env"
+    plan = plan_over_ssh(ssh, Venv(), {"path": str(env_dir), "python": "/usr/bin/python3"})
+    assert plan.msg.startswith(f"created {env_dir} (Python 3.")
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    assert plan_over_ssh(ssh, Venv(), {"path": str(env_dir), "python": "/usr/bin/python3"}).changes is False
+    plan = plan_over_ssh(ssh, Pip(), {"name": ["pv-no-such-dist"], "virtualenv": str(env_dir)})
+    assert plan.changes and "install pv-no-such-dist" in (plan.check_msg or "")
