@@ -47,6 +47,9 @@ def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
         decided = plan.outcome(result, data)
         if decided is not None:
             return decided
+    if plan.then is not None:
+        following = plan.then(result, _Reader(ctx))
+        return following if isinstance(following, TaskResult) else apply_plan(following, ctx)
     if not result.ok:
         return TaskResult.from_command(plan.what or plan.msg, result)
     return TaskResult.changed(plan.msg, diff=diff, **data)

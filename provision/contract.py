@@ -206,6 +206,9 @@ class Plan:
     check_skips: bool = False
     # A change made from the control host instead of a script (fetch writes a local file).
     control_host: Callable[[TaskContext], TaskResult] | None = None
+    # A change in steps: once the script ran (ok or not), the next plan (or the final result) from
+    # its result and, if needed, further facts. Check mode reports the first step's check_msg only.
+    then: Callable[[CommandResult, PlanContext], Plan | TaskResult] | None = None
 
     @property
     def changes(self) -> bool:

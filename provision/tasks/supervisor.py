@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .base import Arg, CommandResult, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .shell import quote
 
 RC_LINE = "@@provision-supervisor-rc "
@@ -123,54 +124,62 @@ class Supervisor(Module):
         return (f'pv_supervisorctl() {{ if [ "$(id -u)" = 0 ]; then supervisorctl{conf} "$@"; '
                 f'else {sudo}supervisorctl{conf} "$@"; fi; }}\n')
 
-    def probe(self, args: dict[str, Any]) -> str:
-        return self._ctl(args) + f"pv_supervisorctl status 2>&1; echo {quote(RC_LINE)}$?\n"
+    def facts(self, args: dict[str, Any]) -> Probe[Status]:
+        return Probe(self._ctl(args) + f"pv_supervisorctl status 2>&1; echo {quote(RC_LINE)}$?\n", parse_status)
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: Status, ctx: PlanContext) -> Plan:
         name = args["name"]
-        status = parse_status(state)
-        started_daemon = False
+        status = facts
         if status.error:
-            if ctx.check and args["state"] != "absent":
-                # supervisor may be installed by an earlier task when the run is real.
-                return TaskResult.changed(f"would make {name} {args['state']} (supervisorctl cannot answer yet: "
-                                          f"{status.error.strip()[:200]})", name=name)
             if "sudo" in status.error or "password" in status.error:
                 fix = "give the task's user passwordless sudo for supervisorctl, or set sudo: false"
             else:
                 fix = "check that supervisor is installed and the config path (config:) is right"
-            return TaskResult.failed(f"supervisorctl status failed: {status.error}\n  fix: {fix}")
+            # In check mode supervisor may be one an earlier task installs when the run is real.
+            pending = None
+            if args["state"] != "absent":
+                pending = (f"would make {name} {args['state']} (supervisorctl cannot answer yet: "
+                           f"{status.error.strip()[:200]})")
+            return Plan(error=f"supervisorctl status failed: {status.error}\n  fix: {fix}", pending=pending,
+                        data={"name": name} if pending else {})
         if not status.running:
             if args["state"] == "absent":
-                return TaskResult.ok("supervisord is not running; nothing to remove", name=name)
-            if ctx.check:
-                return TaskResult.changed(f"would start supervisord, then make {name} {args['state']}", name=name)
-            result = ctx.run(self._ctl(args) + self._start_daemon(args), timeout=START_WAIT + 30)
-            status = parse_status(result.stdout)
-            if not result.ok or not status.running:
-                failed = TaskResult.from_command("starting supervisord", result)
-                failed.msg += "\n  fix: look at /var/log/supervisor/supervisord.log on the host"
-                return failed
-            started_daemon = True
+                return Plan("supervisord is not running; nothing to remove", data={"name": name})
+            return Plan("start supervisord", script=self._ctl(args) + self._start_daemon(args), data={"name": name},
+                        check_msg=f"would start supervisord, then make {name} {args['state']}",
+                        timeout=START_WAIT + 30, then=lambda result, _ctx: self._after_start(args, result))
+        planned = self._steps(args, status, started_daemon=False)
+        assert isinstance(planned, Plan)  # a result comes only after starting supervisord
+        return planned
+
+    def _after_start(self, args: dict[str, Any], result: CommandResult) -> Plan | TaskResult:
+        status = parse_status(result.stdout)
+        if not result.ok or not status.running:
+            failed = TaskResult.from_command("starting supervisord", result)
+            failed.msg += "\n  fix: look at /var/log/supervisor/supervisord.log on the host"
+            return failed
+        return self._steps(args, status, started_daemon=True)
+
+    def _steps(self, args: dict[str, Any], status: Status, *, started_daemon: bool) -> Plan | TaskResult:
+        name = args["name"]
         steps = plan(status, args)
         before = matching(status.processes, name)
         data: dict[str, Any] = {"name": name, "state": args["state"], "processes": before,
                                 "started_supervisord": started_daemon}
         if not steps:
             if args["state"] in ("stopped", "restarted") and not before:
-                return TaskResult.failed(f"supervisor: no program or group {name!r} is known to supervisord\n"
-                                         "  fix: check the name, or add its config first (state: present)", **data)
+                return Plan(error=f"supervisor: no program or group {name!r} is known to supervisord\n"
+                                  "  fix: check the name, or add its config first (state: present)", data=data)
             msg = f"{name}: {', '.join(f'{p} {s}' for p, s in before.items()) or 'absent'}"
             if started_daemon:
                 return TaskResult.changed("started supervisord; " + msg, **data)
-            return TaskResult.ok(msg, **data)
+            return Plan(msg, data=data)
         words = [s.split(" >&2")[0] for s in steps]
-        if ctx.check:
-            return TaskResult.changed(f"would run supervisorctl {'; '.join(words)}", commands=words, **data)
         script = self._ctl(args) + "set -e\n" + "".join(f"pv_supervisorctl {s}\n" for s in steps)
         script += f"echo {STATUS_LINE}\npv_supervisorctl status 2>&1 || true; echo {quote(RC_LINE)}0\n"
-        result = ctx.run(script, timeout=300)
-        return self._result(result, args, words, data)
+        return Plan(f"supervisorctl {'; '.join(words)}", script=script, data={"commands": words, **data},
+                    check_msg=f"would run supervisorctl {'; '.join(words)}", timeout=300,
+                    outcome=lambda result, _data: self._result(result, args, words, data))
 
     def _result(self, result: CommandResult, args: dict[str, Any], words: list[str],
                 data: dict[str, Any]) -> TaskResult:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.supervisor import RC_LINE, STATUS_LINE, Supervisor, parse_status, plan
@@ -62,14 +63,14 @@ def test_plan(raw: dict[str, Any], expected: list[str]) -> None:
 
 def test_converged_costs_no_call() -> None:
     ctx = FakeContext()
-    assert Supervisor().run(sargs(name="bench-web:"), ctx, probe_out()).status == "ok"
+    assert execute_module(Supervisor(), sargs(name="bench-web:"), ctx, probe_out()).status == "ok"
     assert ctx.calls == []
 
 
 def test_start_runs_one_script() -> None:
     after = STATUS.replace("FATAL     Exited too quickly", "RUNNING   pid 13")
     ctx = FakeContext(results=[CommandResult(0, change_out(after, "bench-workers:bench-worker-1: started\n"), "")])
-    result = Supervisor().run(sargs(name="bench-workers:"), ctx, probe_out())
+    result = execute_module(Supervisor(), sargs(name="bench-workers:"), ctx, probe_out())
     assert result.status == "changed", result.msg
     [(script, _stdin, _ro)] = ctx.changes
     assert "pv_supervisorctl start 'bench-workers:*'" in script and "sudo -n supervisorctl" in script
@@ -77,26 +78,26 @@ def test_start_runs_one_script() -> None:
 
 def test_program_that_does_not_start_fails() -> None:
     ctx = FakeContext(results=[CommandResult(0, change_out(), "")])
-    result = Supervisor().run(sargs(name="bench-workers:"), ctx, probe_out())
+    result = execute_module(Supervisor(), sargs(name="bench-workers:"), ctx, probe_out())
     assert result.status == "failed" and "did not start" in result.msg
 
 
 def test_present_without_config_on_disk_fails() -> None:
     ctx = FakeContext(results=[CommandResult(0, change_out(), "")])
-    result = Supervisor().run(sargs(name="newprog", state="present"), ctx, probe_out())
+    result = execute_module(Supervisor(), sargs(name="newprog", state="present"), ctx, probe_out())
     assert result.status == "failed" and "conf.d" in result.msg
 
 
 def test_reread_without_changes_is_ok() -> None:
     ctx = FakeContext(results=[CommandResult(0, change_out(), "No config updates to processes\n")])
-    result = Supervisor().run(sargs(name="sleeper", state="present", reread=True), ctx, probe_out())
+    result = execute_module(Supervisor(), sargs(name="sleeper", state="present", reread=True), ctx, probe_out())
     assert result.status == "ok", result.msg
 
 
 def test_supervisord_down_is_started_first() -> None:
     down = probe_out("unix:///var/run/supervisor.sock no such file\n", 4)
     ctx = FakeContext(results=[CommandResult(0, probe_out(STATUS, 3), "")])
-    result = Supervisor().run(sargs(name="bench-web:"), ctx, down)
+    result = execute_module(Supervisor(), sargs(name="bench-web:"), ctx, down)
     assert result.status == "changed" and result.data["started_supervisord"] is True
     [(script, _stdin, _ro)] = ctx.changes
     assert "service supervisor start" in script and "systemctl start supervisor" in script
@@ -105,18 +106,19 @@ def test_supervisord_down_is_started_first() -> None:
 def test_check_mode_changes_nothing() -> None:
     ctx = FakeContext(check=True)
     down = probe_out("unix:///var/run/supervisor.sock refused connection\n", 4)
-    assert Supervisor().run(sargs(name="x"), ctx, down).status == "changed"
-    assert Supervisor().run(sargs(name="sleeper"), ctx, probe_out()).status == "changed"
+    assert execute_module(Supervisor(), sargs(name="x"), ctx, down).status == "changed"
+    assert execute_module(Supervisor(), sargs(name="sleeper"), ctx, probe_out()).status == "changed"
     assert ctx.calls == []
 
 
 def test_sudo_failure_is_reported() -> None:
-    result = Supervisor().run(sargs(name="x"), FakeContext(), probe_out("sudo: a password is required\n", 1))
+    probe = probe_out("sudo: a password is required\n", 1)
+    result = execute_module(Supervisor(), sargs(name="x"), FakeContext(), probe)
     assert result.status == "failed" and "password is required" in result.msg
 
 
 def test_unknown_name_for_stop_fails() -> None:
-    result = Supervisor().run(sargs(name="nope", state="stopped"), FakeContext(), probe_out())
+    result = execute_module(Supervisor(), sargs(name="nope", state="stopped"), FakeContext(), probe_out())
     assert result.status == "failed" and "nope" in result.msg
 
 
