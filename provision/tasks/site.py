@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
+from .facts import Probe
 from .shell import quote
 
 _SEPARATOR = "@@provision-site@@"
@@ -48,7 +49,10 @@ class Site(Module):
         "bench_cli": Arg(str, default="bench"),
     }
 
-    def probe(self, args: dict[str, Any]) -> str | None:
+    def facts(self, args: dict[str, Any]) -> Probe[tuple[dict[str, str], str, str]]:
+        return Probe(self._probe(args), _split)
+
+    def _probe(self, args: dict[str, Any]) -> str:
         shared = f"{args['sites_dir']}/{args['name']}"
         link = f"{args['bench']}/sites/{args['name']}"
         q_shared, q_link = quote(shared), quote(link)
@@ -64,63 +68,72 @@ class Site(Module):
             "list-apps --format json 2>&1; fi\n"
         )
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: tuple[dict[str, str], str, str], ctx: PlanContext) -> Plan:
         site = args["name"]
-        flags, config, apps_out = _split(state or "")
+        flags, config, apps_out = facts
         shared = f"{args['sites_dir']}/{site}"
         link = f"{args['bench']}/sites/{site}"
         wanted = _wanted_apps(args["apps"])
         if flags.get("link") == "not-a-link":
-            return TaskResult.failed(f"{link} exists and is not a link to {shared}\n"
-                                     "fix: move that site directory to the shared sites directory, then re-run")
+            return Plan(error=f"{link} exists and is not a link to {shared}\n"
+                              "fix: move that site directory to the shared sites directory, then re-run")
         if flags.get("shared") != "yes":
-            return self._create(args, ctx, wanted, shared, link)
+            return self._create(args, wanted, shared, link)
         steps: list[str] = []
-        script = ""
         if flags.get("link") != shared:
             steps.append("linked into this release")
-            script += f"ln -sfn {quote(shared)} {quote(link)}\n"
         installed = _installed_apps(apps_out, site) if flags.get("link") == shared else None
         if installed is None and flags.get("link") == shared:
-            return TaskResult.failed(f"cannot list the apps of {site}:\n{apps_out.strip()[-800:]}")
+            return Plan(error=f"cannot list the apps of {site}:\n{apps_out.strip()[-800:]}")
         missing = [app for app in wanted if installed is not None and app not in installed]
         current = _load_json(config)
         changed_keys = {k: v for k, v in args["config"].items() if current.get(k) != v}
-        if ctx.check:
-            would_install = missing if installed is not None else wanted
-            if not (steps or would_install or changed_keys):
-                return TaskResult.ok(f"{site}: apps and config as declared", apps=installed or [])
-            return _summary(site, steps, would_install, changed_keys, check=True)
-        if script:
-            result = ctx.run(script)
+        would_install = missing if installed is not None else wanted
+        if not (steps or would_install or changed_keys):
+            return Plan(f"{site}: apps and config as declared", data={"apps": installed or []})
+        bench = f"cd {quote(args['bench'])} && {quote(args['bench_cli'])} --site {quote(site)}"
+
+        def finish(missing: list[str], installed: list[str]) -> TaskResult:
+            if not (steps or missing or changed_keys):
+                return TaskResult.ok(f"{site}: apps and config as declared", apps=installed)
+            return _summary(site, steps, missing, changed_keys, check=False)
+
+        def set_keys(missing: list[str], installed: list[str]) -> Plan | TaskResult:
+            if not changed_keys:
+                return finish(missing, installed)
+            return Plan("set config keys", script=_set_config_script(shared), stdin=json.dumps(changed_keys).encode(),
+                        then=lambda result, _ctx: finish(missing, installed) if result.ok else
+                        TaskResult.from_command(f"setting config keys of {site}", result))
+
+        def install(missing: list[str], installed: list[str]) -> Plan | TaskResult:
+            if not missing:
+                return set_keys(missing, installed)
+            return Plan("install apps", script=f"{bench} install-app {' '.join(quote(a) for a in missing)}",
+                        then=lambda result, _ctx: set_keys(missing, installed) if result.ok else
+                        TaskResult.from_command(f"bench --site {site} install-app {' '.join(missing)}", result))
+
+        def after_link(result: CommandResult, reader: PlanContext) -> Plan | TaskResult:
             if not result.ok:
                 return TaskResult.from_command(f"linking {site}", result)
-            if installed is None:
-                listed = ctx.run(f"cd {quote(args['bench'])} && {quote(args['bench_cli'])} --site {quote(site)} "
-                                 "list-apps --format json", readonly=True)
-                installed = _installed_apps(listed.stdout, site) or []
-                missing = [app for app in wanted if app not in installed]
-        if missing:
-            result = ctx.run(f"cd {quote(args['bench'])} && {quote(args['bench_cli'])} --site {quote(site)} "
-                             f"install-app {' '.join(quote(a) for a in missing)}")
-            if not result.ok:
-                return TaskResult.from_command(f"bench --site {site} install-app {' '.join(missing)}", result)
-        if changed_keys:
-            result = ctx.run(_set_config_script(shared), stdin=json.dumps(changed_keys).encode())
-            if not result.ok:
-                return TaskResult.from_command(f"setting config keys of {site}", result)
-        if not (steps or missing or changed_keys):
-            return TaskResult.ok(f"{site}: apps and config as declared", apps=installed or [])
-        return _summary(site, steps, missing, changed_keys, check=False)
+            listed = installed
+            if listed is None:
+                listed = _installed_apps(reader.read(Probe(f"{bench} list-apps --format json", str)), site) or []
+            return install([app for app in wanted if app not in listed], listed)
 
-    def _create(self, args: dict[str, Any], ctx: TaskContext, wanted: list[str], shared: str,
-                link: str) -> TaskResult:
+        summary = _summary(site, steps, would_install, changed_keys, check=True)
+        if steps:
+            first: Plan | TaskResult = Plan("link", script=f"ln -sfn {quote(shared)} {quote(link)}\n", then=after_link)
+        else:
+            first = install(missing, installed or [])
+        assert isinstance(first, Plan)  # something is to be done: a step to run
+        first.check_msg, first.data = summary.msg, summary.data
+        return first
+
+    def _create(self, args: dict[str, Any], wanted: list[str], shared: str, link: str) -> Plan:
         site = args["name"]
         if not args.get("admin_password") or not args.get("db_root_password"):
-            return TaskResult.failed(f"site {site} does not exist and needs admin_password and db_root_password "
-                                     "to be created\nfix: set them (as secrets) in the inventory's sites list")
-        if ctx.check:
-            return TaskResult.changed(f"would create site {site} with apps {', '.join(wanted)}")
+            return Plan(error=f"site {site} does not exist and needs admin_password and db_root_password "
+                              "to be created\nfix: set them (as secrets) in the inventory's sites list")
         words = [args["bench_cli"], "new-site", site, "--db-root-username", args["db_root_username"]]
         if args.get("db_name"):
             words += ["--db-name", args["db_name"]]
@@ -138,14 +151,20 @@ class Site(Module):
             f"mv {quote(link)} {quote(shared)}\n"
             f"ln -sfn {quote(shared)} {quote(link)}\n"
         )
-        result = ctx.run(script, stdin=answers.encode(), timeout=1800)
-        if not result.ok:
-            return TaskResult.from_command(f"bench new-site {site}", result)
-        if args["config"]:
-            result = ctx.run(_set_config_script(shared), stdin=json.dumps(args["config"]).encode())
+        created = TaskResult.changed(f"created site {site} with apps {', '.join(wanted)}", apps=wanted)
+
+        def after_create(result: CommandResult, _ctx: PlanContext) -> Plan | TaskResult:
             if not result.ok:
-                return TaskResult.from_command(f"setting config keys of {site}", result)
-        return TaskResult.changed(f"created site {site} with apps {', '.join(wanted)}", apps=wanted)
+                return TaskResult.from_command(f"bench new-site {site}", result)
+            if not args["config"]:
+                return created
+            return Plan("set config keys", script=_set_config_script(shared),
+                        stdin=json.dumps(args["config"]).encode(),
+                        then=lambda result, _ctx: created if result.ok else
+                        TaskResult.from_command(f"setting config keys of {site}", result))
+
+        return Plan(f"created site {site}", script=script, stdin=answers.encode(), timeout=1800,
+                    check_msg=f"would create site {site} with apps {', '.join(wanted)}", then=after_create)
 
 
 def _wanted_apps(apps: list[Any]) -> list[str]:

@@ -72,7 +72,7 @@ def site_state(shared: str, link: str, config: dict[str, Any] | None, apps: list
 
 def run_site(state: str, *, check: bool = False) -> tuple[Any, FakeContext]:
     ctx = FakeContext(check=check)
-    return Site().run(Site.coerce(SITE_ARGS), ctx, state), ctx
+    return execute_module(Site(), Site.coerce(SITE_ARGS), ctx, state), ctx
 
 
 def test_missing_site_is_created_with_secrets_on_stdin_then_moved_to_shared() -> None:
