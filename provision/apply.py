@@ -23,7 +23,7 @@ def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state
         return module.run(args, ctx, state)
     fact = module.facts(args)
     facts = fact.parse(state or "") if fact is not None else None
-    return apply_plan(module.plan(args, facts, _Reader(ctx)), ctx)
+    return apply_plan(module.plan(args, facts, PlanReader(ctx)), ctx)
 
 
 def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
@@ -37,7 +37,7 @@ def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
         return TaskResult.failed(plan.error, **data)
     if not plan.changes:
         return TaskResult.ok(plan.msg, **data)
-    diff = plan.diff(_Reader(ctx)) if ctx.diff and plan.diff is not None else None
+    diff = plan.diff(PlanReader(ctx)) if ctx.diff and plan.diff is not None else None
     if ctx.check:
         return TaskResult.changed(plan.check_msg or f"would have {plan.msg}", diff=diff, **data)
     if plan.control_host is not None:
@@ -48,14 +48,14 @@ def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
         if decided is not None:
             return decided
     if plan.then is not None:
-        following = plan.then(result, _Reader(ctx))
+        following = plan.then(result, PlanReader(ctx))
         return following if isinstance(following, TaskResult) else apply_plan(following, ctx)
     if not result.ok:
         return TaskResult.from_command(plan.what or plan.msg, result)
     return TaskResult.changed(plan.msg, diff=diff, **data)
 
 
-class _Reader:
+class PlanReader:
     """The ``PlanContext`` a plan gets: a task context that can read facts but not change the host."""
 
     def __init__(self, ctx: TaskContext) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from provision.apply import _Reader
+from provision.apply import PlanReader
 from provision.connection import SSHConnection
 from provision.context import HostContext
 from provision.contract import Module, Plan, RenderedTemplate
@@ -83,7 +83,7 @@ def plan_over_ssh(ctx: HostContext, module: Module, raw: dict[str, Any], *, file
     assert result.ok, result.stderr
     output = split_answers(result.stdout, 2, nonce)[1]
     assert output is not None
-    reader = _Reader(_Files(ctx, files or {}, templates or {}))  # type: ignore[arg-type]
+    reader = PlanReader(_Files(ctx, files or {}, templates or {}))  # type: ignore[arg-type]
     return module.plan(args, fact.parse(output), reader)
 
 
@@ -118,7 +118,7 @@ def test_copy_plans(ssh: HostContext, work: Path, tmp_path: Path) -> None:
     assert plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(dest), "mode": "0644"}, files=files).script == ""
     plan = plan_over_ssh(ssh, Copy(), {"content": "bye\n", "dest": str(dest), "backup": True}, files=files)
     assert plan.msg == f"updated {dest}" and plan.outcome is not None
-    assert plan.diff is not None and "-hello\n+bye\n" in plan.diff(_Reader(ssh))  # the old text read over SSH
+    assert plan.diff is not None and "-hello\n+bye\n" in plan.diff(PlanReader(ssh))  # the old text read over SSH
     plan = plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(work) + "/"}, files=files)
     assert plan.data["dest"] == str(dest) and plan.script == ""  # a directory dest: the file inside it
     (tmp_path / "tree").mkdir()

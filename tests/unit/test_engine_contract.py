@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from provision.apply import apply_plan
 from provision.cli import main
+from provision.contract import Arg, CommandResult, Module, Plan, PlanContext
+from provision.tasks.facts import PathState
+from provision.tasks.shell import FileState, quote
+from tests.unit._modrun import FakeContext, local_context, run_task
 
 pytestmark = pytest.mark.unit
 
@@ -104,3 +110,46 @@ def test_no_engine_module_names_a_task_module() -> None:
     offenders = [f"{p.name}: {line.strip()}" for p in engine for line in p.read_text().splitlines()
                  if "task.module ==" in line or "task.module in" in line]
     assert offenders == []
+
+
+# -- a module is its arguments, its facts and its plan; the engine does the rest --------------------
+
+
+class _Directory(Module):
+    """The example of provision.contract's docstring, as a newcomer would write it."""
+
+    name = "dir"
+    args = {"path": Arg(str, required=True)}
+
+    def facts(self, args: dict[str, Any]) -> PathState:
+        return PathState(args["path"])
+
+    def plan(self, args: dict[str, Any], facts: FileState, ctx: PlanContext) -> Plan:
+        if facts.type == "directory":
+            return Plan()
+        return Plan(f"created {args['path']}", script=f"mkdir -- {quote(args['path'])}",
+                    diff=lambda _ctx: f"+{args['path']}/\n")
+
+
+def test_a_planned_module_gets_check_mode_and_diff_from_the_engine(tmp_path: Path) -> None:
+    target = tmp_path / "d"
+    check = run_task(_Directory, {"path": str(target)}, local_context(check=True, diff=True))
+    assert (check.status, check.msg, check.diff) == ("changed", f"would have created {target}", f"+{target}/\n")
+    assert not target.exists()
+    done = run_task(_Directory, {"path": str(target)}, local_context())
+    assert (done.status, done.msg, done.diff) == ("changed", f"created {target}", None) and target.is_dir()
+    assert run_task(_Directory, {"path": str(target)}, local_context(check=True)).status == "ok"
+
+
+def test_apply_plan_pending_check_skips_and_steps() -> None:
+    ctx = FakeContext(check=True)
+    assert apply_plan(Plan(error="no source", pending="would link"), ctx).status == "changed"
+    assert apply_plan(Plan(error="no source", pending="would link", check_skips=True), ctx).status == "skipped"
+    assert apply_plan(Plan("ran x", script="x", check_skips=True), ctx).msg == "would ran x"
+    assert ctx.calls == []
+    real = FakeContext(results=[CommandResult(0, "one\n", ""), CommandResult(1, "", "boom\n")])
+    second = Plan("step two", script="two", what="the second step")
+    result = apply_plan(Plan("step one", script="one", then=lambda first, _ctx: second), real)
+    assert [script for script, _, _ in real.calls] == ["one", "two"]
+    assert result.status == "failed" and result.msg == "the second step failed (exit 1)\nboom"
+    assert apply_plan(Plan(error="nope"), FakeContext()).status == "failed"
