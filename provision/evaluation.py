@@ -29,7 +29,6 @@ class Inherited:
     ignore_errors: Any = False
 
 
-
 class TaskEvaluation:
     """One play's tasks on one host: their order, what they inherit, and how each is evaluated."""
 
@@ -42,11 +41,11 @@ class TaskEvaluation:
         self.schedule: list[Task] = []
         self.position: dict[int, int] = {}
         for tasks in (play.pre_tasks, play.tasks, play.post_tasks):
-            self._plan(tasks, Inherited())
+            self._schedule(tasks, Inherited())
         for handler in play.handlers:
             self.inherited[handler.id] = Inherited()
 
-    def _plan(self, tasks: list[Task], outer: Inherited) -> None:
+    def _schedule(self, tasks: list[Task], outer: Inherited) -> None:
         for task in tasks:
             inherited = Inherited(
                 when=(*outer.when, *task.when) if task.is_block else outer.when,
@@ -58,9 +57,9 @@ class TaskEvaluation:
             self.inherited[task.id] = inherited if task.is_block else outer
             if task.is_block:
                 assert task.block is not None
-                self._plan(task.block, inherited)
-                self._plan(task.rescue, inherited)
-                self._plan(task.always, inherited)
+                self._schedule(task.block, inherited)
+                self._schedule(task.rescue, inherited)
+                self._schedule(task.always, inherited)
             else:
                 self.position[task.id] = len(self.schedule)
                 self.schedule.append(task)
