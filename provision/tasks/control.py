@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
-from .base import Arg, Module, TaskContext, TaskResult
+from .base import Arg, Module, Plan, PlanContext, TaskContext, TaskResult
+from .facts import Probe
 
 
 class Debug(Module):
@@ -28,10 +29,10 @@ class Debug(Module):
         if args.get("var"):
             args["value"] = evaluate(str(args["var"]))
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
         if args.get("var"):
-            return TaskResult.ok(f"{args['var']} = {args.get('value')!r}", **{args["var"]: args.get("value")})
-        return TaskResult("ok", str(args["msg"]))
+            return Plan(f"{args['var']} = {args.get('value')!r}", data={args["var"]: args.get("value")})
+        return Plan(str(args["msg"]))
 
 
 class Assert(Module):
@@ -55,12 +56,13 @@ class Assert(Module):
         args["that"] = [str(c) for c in conditions]
         args["results"] = [bool(evaluate(str(c))) if isinstance(c, str) else bool(c) for c in conditions]
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+    def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
         results = args.get("results") or []
         for condition, ok in zip(args["that"], results, strict=False):
             if not ok:
-                return TaskResult.failed(args.get("fail_msg") or f"assertion failed: {condition}", assertion=condition)
-        return TaskResult.ok("" if args["quiet"] else args["success_msg"])
+                return Plan(error=args.get("fail_msg") or f"assertion failed: {condition}",
+                            data={"assertion": condition})
+        return Plan("" if args["quiet"] else args["success_msg"])
 
 
 class Fail(Module):
@@ -69,8 +71,8 @@ class Fail(Module):
     name = "fail"
     args: ClassVar[dict[str, Arg]] = {"msg": Arg(str, default="failed as requested")}
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        return TaskResult.failed(args["msg"])
+    def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
+        return Plan(error=args["msg"])
 
 
 class SetFact(Module):
@@ -81,8 +83,8 @@ class SetFact(Module):
     sets_variables = True
     stops_lookahead = True
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        return TaskResult.ok(", ".join(sorted(args)), facts=args)
+    def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
+        return Plan(", ".join(sorted(args)), data={"facts": args})
 
 
 class Pause(Module):
@@ -110,8 +112,8 @@ class Meta(Module):
     stops_lookahead = True
     args: ClassVar[dict[str, Arg]] = {"action": Arg(str, required=True, choices=("flush_handlers", "end_host", "noop"))}
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        return TaskResult.ok(args["action"])
+    def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
+        return Plan(args["action"])
 
 
 class Ping(Module):
@@ -119,10 +121,10 @@ class Ping(Module):
 
     name = "ping"
 
-    def probe(self, args: dict[str, Any]) -> str | None:
-        return "echo pong"
+    def facts(self, args: dict[str, Any]) -> Probe[str]:
+        return Probe("echo pong", str)
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        if (state or "").strip() != "pong":
-            return TaskResult.failed(f"unexpected answer: {state!r}")
-        return TaskResult.ok("pong", ping="pong")
+    def plan(self, args: dict[str, Any], facts: str, ctx: PlanContext) -> Plan:
+        if facts.strip() != "pong":
+            return Plan(error=f"unexpected answer: {facts!r}")
+        return Plan("pong", data={"ping": "pong"})
