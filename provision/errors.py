@@ -14,6 +14,8 @@ The CLI prints ``str(error)`` and exits with ``error.exit_code``; no traceback u
     ├── ConnectError                a host cannot be reached (exit 3)
     │   ├── AuthError               the host refused every credential offered
     │   └── HostKeyError            unknown or changed host key
+    ├── TaskFailed                  a task failed on a host (exit 2)
+    ├── BackupError                 a backup could not be made, pulled or verified (exit 2)
     └── LabError                    the local lab could not be built or torn down (exit 1)
 """
 
@@ -95,6 +97,18 @@ class AuthError(ConnectError):
 
 class HostKeyError(ConnectError):
     """The host's key is unknown or differs from the pinned one."""
+
+
+class TaskFailed(ProvisionError):
+    """A task failed on a host."""
+
+    exit_code = EXIT_FAILED
+
+
+class BackupError(ProvisionError):
+    """A backup could not be made, pulled or verified."""
+
+    exit_code = EXIT_FAILED
 
 
 class LabError(ProvisionError):

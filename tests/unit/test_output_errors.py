@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from provision.errors import InventoryError, LabError, Source
+from provision.errors import InventoryError, Source, TaskFailed
 from provision.output import render_error
 from provision.secrets import Redactor
 
@@ -45,15 +45,15 @@ def test_expected_error_paragraph() -> None:
 
 
 def test_expected_error_without_source_or_hint() -> None:
-    assert render(LabError("2 hosts failed")) == "error: 2 hosts failed\n"
+    assert render(TaskFailed("2 hosts failed")) == "error: 2 hosts failed\n"
 
 
 def test_expected_error_traceback_only_at_vv() -> None:
-    error = raised(LabError("2 hosts failed"))
+    error = raised(TaskFailed("2 hosts failed"))
     assert render(error, 1) == "error: 2 hosts failed\n"
     text = render(error, 2)
     assert text.startswith("Traceback (most recent call last):\n")
-    assert text.endswith("provision.errors.LabError: 2 hosts failed\nerror: 2 hosts failed\n")
+    assert text.endswith("provision.errors.TaskFailed: 2 hosts failed\nerror: 2 hosts failed\n")
 
 
 def test_unexpected_error_names_itself_as_a_bug() -> None:
