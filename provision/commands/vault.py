@@ -203,7 +203,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise ProvisionError(f"cannot run the editor {editor[0]!r}: {exc}", hint="set $EDITOR") from None
             if done.returncode != 0:
-                raise ProvisionError(f"the editor exited with {done.returncode}; {path} is unchanged")
+                code = done.returncode
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+                raise ProvisionError(f"the editor {how}; {path} is unchanged")
             edited = temp.read_text(encoding="utf-8")
     except _Stopped:
         print(f"\nstopped: {path} is unchanged", file=sys.stderr)

@@ -82,9 +82,9 @@ def test_keyring_errors_name_the_file_and_exit_4(tmp_path: Path) -> None:
     assert "cannot open the vault in inventory.yml:7" in caught.value.message
     assert str(tmp_path / "pw") in caught.value.message
     missing = Keyring([PasswordSource("prod", str(tmp_path / "nope"))])
-    with pytest.raises(VaultError, match="vault password file .*nope not found"):
+    with pytest.raises(VaultError, match=r"vault password file .*nope not found"):
         missing.open(envelope, "x.yml")
-    with pytest.raises(VaultError, match="cannot open the vault in x.yml: no vault header"):
+    with pytest.raises(VaultError, match=r"cannot open the vault in x\.yml: no vault header"):
         missing.open("$NOT_A_VAULT;1\n00\n", "x.yml")
 
 
