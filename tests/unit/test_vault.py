@@ -177,3 +177,24 @@ def test_ansible_encrypt_string_values_load_in_yaml(tmp_path: Path) -> None:
     data = load_yaml(tmp_path / "vars.yml")
     assert data["db_password"] == "Str1ng-Secret"
     assert repr(data["db_password"]) == "Secret('********')"
+
+
+def test_prompt_is_asked_once_and_confirmed_when_encrypting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import provision.vaultkeys as vaultkeys
+
+    asked: list[str] = []
+    answers = iter(["typed-pass", "new-pass", "new-pass", "new-pass", "typo-pass"])
+
+    def fake_getpass(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr(vaultkeys.getpass, "getpass", fake_getpass)
+    keyring = Keyring([PasswordSource("dev", PROMPT)])
+    envelope = encrypt("v", "typed-pass", "dev")
+    assert keyring.open(envelope, "a") == "v" == keyring.open(envelope, "b")
+    assert asked == ["Vault password (dev): "]
+    assert Keyring([]).for_encryption(None) == ("default", "new-pass")
+    assert asked[1:] == ["New vault password: ", "Confirm vault password: "]
+    with pytest.raises(VaultError, match="differ"):
+        Keyring([]).for_encryption("prod")
