@@ -3,7 +3,7 @@
 Files are rewritten atomically (temp file beside the target, fsync, rename). ``edit`` decrypts into
 a private directory (mode 700, on /dev/shm when there is one, so plaintext stays in memory), runs
 ``$EDITOR`` on a mode-600 file there, and removes the directory whatever happens: editor crash,
-Ctrl-C, SIGTERM or SIGHUP. Values to encrypt are read from stdin or a hidden prompt, never from
+Ctrl-C, SIGTERM or SIGHUP; the copy of an edit killed outright (SIGKILL) is removed by the next one. Values to encrypt are read from stdin or a hidden prompt, never from
 the command line, where ``ps`` would show them.
 """
 
@@ -227,8 +227,9 @@ class _Stopped(BaseException):
 def private_copy(name: str, plain: str) -> Iterator[Path]:
     """``plain`` in a mode-600 file in a fresh mode-700 directory, removed on leaving, whatever happens."""
     shm = Path("/dev/shm")
-    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
-    directory = Path(tempfile.mkdtemp(prefix="provision-vault-", dir=base))
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
+    _scrub_stale(base)
+    directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base))
 
     def stop(signum: int, frame: Any) -> None:
         raise _Stopped(signum)
@@ -244,6 +245,23 @@ def private_copy(name: str, plain: str) -> Iterator[Path]:
         _scrub(directory)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+_PREFIX = "provision-vault-"
+
+
+def _scrub_stale(base: Path) -> None:
+    """Remove the copies of edits whose process died without its ``finally`` (SIGKILL, power loss on tmp)."""
+    for entry in base.glob(f"{_PREFIX}*"):
+        pid = entry.name[len(_PREFIX):].split("-")[0]
+        with contextlib.suppress(OSError):
+            if not pid.isdigit() or entry.stat().st_uid != os.getuid() or not entry.is_dir():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # its editor is still open
+            except ProcessLookupError:
+                _scrub(entry)
 
 
 def _scrub(directory: Path) -> None:

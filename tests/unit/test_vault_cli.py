@@ -232,3 +232,25 @@ def test_init_with_a_password_file_scaffolds_an_encrypted_vault(tmp_path: Path, 
     assert main(["init", str(plain)]) == 0
     assert "provision vault encrypt" in (plain / "group_vars" / "all" / "vault.yml").read_text()
     assert Inventory.load(plain / "inventory.yml").hosts["app1"].vars["timezone"] == "UTC"
+
+
+def test_edit_removes_copies_left_by_a_killed_edit(tmp_path: Path, pw: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import tempfile
+
+    from provision.commands.vault import private_copy
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
+    stale = base / f"provision-vault-{dead.pid}-leftover"
+    stale.mkdir(mode=0o700)
+    (stale / "vault.yml").write_text("left: Left-Behind-Secret\n")
+    alive = base / f"provision-vault-{os.getpid()}-open"  # an edit still running keeps its copy
+    alive.mkdir(mode=0o700)
+    try:
+        with private_copy("x.yml", "fresh") as copy:
+            assert copy.read_text() == "fresh"
+        assert not stale.exists() and alive.exists()
+    finally:
+        alive.rmdir()
