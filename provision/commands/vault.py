@@ -3,8 +3,9 @@
 Files are rewritten atomically (temp file beside the target, fsync, rename). ``edit`` decrypts into
 a private directory (mode 700, on /dev/shm when there is one, so plaintext stays in memory), runs
 ``$EDITOR`` on a mode-600 file there, and removes the directory whatever happens: editor crash,
-Ctrl-C, SIGTERM or SIGHUP; the copy of an edit killed outright (SIGKILL) is removed by the next one. Values to encrypt are read from stdin or a hidden prompt, never from
-the command line, where ``ps`` would show them.
+Ctrl-C, SIGTERM or SIGHUP; the copy of an edit killed outright (SIGKILL) is removed by the next
+one. Values to encrypt are read from stdin or a hidden prompt, never from the command line, where
+``ps`` would show them.
 """
 
 from __future__ import annotations
