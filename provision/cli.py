@@ -33,6 +33,7 @@ Engine:  playbook FILE         run any playbook
          ping | facts PATTERN  check reachability / show host facts
          inventory             show hosts, groups and where each variable comes from
          init DIR              scaffold a project directory
+Secrets: vault encrypt|decrypt|view|edit|encrypt-string|rekey  secrets at rest
 Lab:     lab up|down|status|ssh  throwaway local SSH hosts (Linux, root)
 
 Exit codes: 0 ok, 2 a task failed, 3 a host was unreachable, 4 bad input (nothing ran),
@@ -70,6 +71,9 @@ def _common_options() -> _Parser:
     group.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="SSH connect timeout")
     group.add_argument("--force-handlers", action="store_true",
                        help="run notified handlers even on hosts where a later task failed")
+    from .vaultkeys import add_vault_options
+
+    add_vault_options(group)
     return common
 
 
@@ -126,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Create inventory.yml, group_vars/, playbooks/, templates/, files/, "
                                            "known_hosts and a .gitignore that keeps secrets and backups out of git.")
     init.add_argument("dir", type=Path)
+    init.add_argument("--vault-password-file", action="append", default=[], metavar="FILE",
+                      help="encrypt group_vars/all/vault.yml with this password (and keep the file out of git)")
     init.set_defaults(func=cmd_init)
 
     modules = commands.add_parser("modules", help="list the task modules and their arguments")
@@ -426,6 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     verbosity = getattr(args, "verbose", 0)
     try:
+        from .vaultkeys import keyring_from_args, use_keyring
+
+        use_keyring(keyring_from_args(args, args.redactor))  # before anything loads YAML
         return int(args.func(args))
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

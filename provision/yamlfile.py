@@ -3,7 +3,8 @@
 Inventories, playbooks and vars files are read through ``load_yaml``: mappings come back as
 ``YamlDict`` and sequences as ``YamlList``, each knowing its file and line, so that a later
 validation error can name ``file:line``. A scalar tagged ``!secret`` becomes a ``Secret`` string,
-redacted in every output.
+redacted in every output; so does a ``!vault`` scalar (decrypted), and every value of a file that
+is a vault as a whole (see ``vaultkeys``).
 """
 
 from __future__ import annotations
@@ -84,9 +85,20 @@ def _construct_secret(loader: _Loader, node: yaml.Node) -> Secret:
     return Secret(loader.construct_scalar(node))
 
 
+def _construct_vault(loader: _Loader, node: yaml.Node) -> Secret:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!vault applies to a single value (paste `provision vault encrypt-string`)", node.start_mark
+        )
+    from .vaultkeys import open_value
+
+    return open_value(loader.construct_scalar(node), _mark(loader, node))
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("!secret", _construct_secret)
+_Loader.add_constructor("!vault", _construct_vault)
 
 
 def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
@@ -121,4 +133,10 @@ def load_yaml(path: Path | str, *, error: type[InputError] = InputError) -> Any:
         raise error(f"file not found: {path}", hint="check the path, or run from the project directory") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {path}: {exc}") from None
+    from .vault import is_encrypted
+
+    if is_encrypted(text):  # a whole-file vault: every value in it is a secret
+        from .vaultkeys import open_file_text, secret_leaves
+
+        return secret_leaves(parse_yaml(open_file_text(text, str(path)), str(path), error=error))
     return parse_yaml(text, str(path), error=error)

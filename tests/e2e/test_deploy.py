@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ._vaulted import vault_secrets
 from .conftest import LabHandle, claimed_lab
 
 pytestmark = pytest.mark.e2e
@@ -86,6 +88,8 @@ def project(deploy_lab: LabHandle, git_server: str, tmp_path_factory: pytest.Tem
         f"          - {{name: ledger, repo: '{git_server}/ledger', ref: v1}}",
     ]
     (directory / "inventory.yml").write_text("\n".join(lines) + "\n")
+    if os.environ.get("PROVISION_E2E_VAULT"):  # the same deploy with every secret in a vault (issue 16)
+        vault_secrets(directory)
     return directory
 
 
