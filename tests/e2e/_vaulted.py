@@ -1,25 +1,27 @@
-"""The deploy e2e with its secrets in a vault (``PROVISION_E2E_VAULT=1``): the same run, encrypted input.
+"""The deploy e2e with its secrets in a vault (unless ``PROVISION_E2E_PLAIN=1``): the same run, encrypted input.
 
 ``vault_secrets`` rewrites a project the deploy fixture wrote: ``db_root_password`` moves into an
 encrypted ``group_vars/prod/vault.yml``, each ``admin_password`` becomes an inline ``!vault`` value,
-and ``$PROVISION_VAULT_PASSWORD_FILE`` points the deploy subprocesses at the password file.
+and the password goes in ``VAULT_PASSWORD_FILE`` of the project, which the deploy helper hands to
+its subprocesses as ``$PROVISION_VAULT_PASSWORD_FILE`` (never to this process: other test files
+of the same worker must not see it).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from provision.vault import encrypt
 
 PASSWORD = "E2e-Vault-Pass-4b7d"
+VAULT_PASSWORD_FILE = ".vault-pass"
 _SECRET_LINE = re.compile(r"^(?P<indent> *)(?P<key>(?:- )?\w+): !secret (?P<value>.*)$")
 
 
 def vault_secrets(directory: Path) -> None:
     """Move every ``!secret`` of ``directory/inventory.yml`` into a vault, and set the password file."""
-    password_file = directory / ".vault-pass"
+    password_file = directory / VAULT_PASSWORD_FILE
     password_file.write_text(PASSWORD + "\n")
     inventory = directory / "inventory.yml"
     vault_file: list[str] = []
@@ -37,4 +39,3 @@ def vault_secrets(directory: Path) -> None:
     inventory.write_text("\n".join(lines) + "\n")
     (directory / "group_vars" / "prod").mkdir(parents=True, exist_ok=True)
     (directory / "group_vars" / "prod" / "vault.yml").write_text(encrypt("\n".join(vault_file) + "\n", PASSWORD))
-    os.environ["PROVISION_VAULT_PASSWORD_FILE"] = str(password_file)
