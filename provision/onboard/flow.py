@@ -27,6 +27,7 @@ from . import firewall, hostkey, sshd
 from .inventory_edit import plan_host
 from .steps import CHANGE, SKIP, Outcome, Step, StepFailed, bootstrap_steps, run_apply, run_check
 
+_CUT_HINT = "check that the ruleset accepts the SSH port (or raise --revert-after); this run did not touch sshd"
 PROOF_TIMEOUT = 20.0  # a fresh login after a reload or a new ruleset: sshd may take a moment to listen again
 
 
@@ -159,17 +160,18 @@ class Onboarding:
         self._mark("changed", "deploy key", f"generated {key}")
         return public.read_text().strip()
 
-    def _connection(self, user: str, *, password: str | None = None, key: Path | None = None) -> SSHConnection:
+    def _connection(self, user: str, *, password: str | None = None, key: Path | None = None,
+                    timeout: float | None = None) -> SSHConnection:
         r = self.request
         spec = ConnectionSpec(name=r.name, host=r.address, port=r.port, user=user,
                               private_key_file=str(key) if key else None, password=password,
                               become_password=password if user != "root" else None)
-        return SSHConnection(spec, known_hosts=[self._known_hosts], connect_timeout=r.connect_timeout)
+        return SSHConnection(spec, known_hosts=[self._known_hosts], connect_timeout=timeout or r.connect_timeout)
 
-    def _deploy_login(self) -> SSHConnection:
+    def _deploy_login(self, timeout: float | None = None) -> SSHConnection:
         """A fresh connection as the deploy user with its key, proven to have passwordless sudo."""
         r = self.request
-        conn = self._connection(r.deploy_user, key=r.deploy_key)
+        conn = self._connection(r.deploy_user, key=r.deploy_key, timeout=timeout)
         try:
             result = conn.run("sudo -n true && hostname", timeout=30)
             if result.rc != 0:
@@ -258,18 +260,18 @@ class Onboarding:
             conn.close()
         self._mark("ok", "proof", what)
 
-    def _fresh_login(self) -> tuple[SSHConnection, str | None]:
+    def _fresh_login(self, deadline: float) -> tuple[SSHConnection, str | None]:
         """A new connection by any credential we have (deploy key first); retried while the network refuses."""
         r = self.request
-        deadline = time.monotonic() + PROOF_TIMEOUT
         while True:
+            timeout = max(1.0, min(r.connect_timeout, deadline - time.monotonic()))
             try:
                 try:
-                    return self._deploy_login(), "root"
+                    return self._deploy_login(timeout), "root"
                 except AuthError:
                     if r.password is None and r.key_file is None:
                         raise
-                    conn = self._connection(r.user, password=r.password, key=r.key_file)
+                    conn = self._connection(r.user, password=r.password, key=r.key_file, timeout=timeout)
                     conn.open()
                     return conn, None if r.user == "root" else "root"
             except AuthError:
@@ -292,13 +294,17 @@ class Onboarding:
             raise self._failed(name, (err or out).strip(), "nothing was applied; fix the ruleset (nft -c -f FILE)")
         armed = time.monotonic()
         time.sleep(firewall.APPLY_DELAY + 1)
+        # The login and the confirmation must both be done before the timer fires.
         try:
-            fresh, become = self._fresh_login()
+            fresh, become = self._fresh_login(armed + firewall.APPLY_DELAY + r.revert_after - 5)
         except ConnectError as exc:
             self._wait_for_revert(armed, exc)
         with contextlib.closing(fresh):
             result = fresh.run(firewall.confirm_script(), become_user=become, timeout=30)
         if result.rc != 0:
+            if "reverted" in result.stderr:
+                raise self._failed(name, "the revert timer fired before a fresh login got through: the previous "
+                                         "ruleset is back and the host is reachable", _CUT_HINT)
             raise self._failed(name, result.tail(), f"raise --revert-after (now {r.revert_after} s)")
         self._mark("changed", name, "applied; a fresh login through it worked, the revert timer is cancelled")
 
@@ -308,24 +314,20 @@ class Onboarding:
         self.say(f"{'failed':>12}  firewall (nftables): no fresh login through the new ruleset ({cause.message}); "
                  f"waiting for the revert timer ({r.revert_after} s)")
         time.sleep(max(0.0, armed + firewall.APPLY_DELAY + r.revert_after + 2 - time.monotonic()))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                probe = self._connection(r.user, password=r.password, key=r.key_file) \
-                    if r.password is not None or r.key_file else self._deploy_login()
-                with contextlib.closing(probe):
-                    state = probe.run(firewall.status_script(), become_user=None if r.user == "root" else "root")
-                break
-            except ConnectError:
-                if time.monotonic() > deadline:
-                    raise ConnectError(f"{r.address} is still unreachable after the firewall revert timer",
-                                       hint="use the provider's console: `nft flush ruleset` restores access") \
-                        from None
-                time.sleep(2)
+        try:
+            probe, become = self._fresh_login(time.monotonic() + 60)
+        except AuthError:
+            state = "unknown: sshd answers but refused our credentials"
+        except ConnectError:
+            raise ConnectError(f"{r.address} is still unreachable after the firewall revert timer",
+                               hint="use the provider's console: `nft delete table inet provision` restores access") \
+                from None
+        else:
+            with contextlib.closing(probe):
+                state = probe.run(firewall.status_script(), become_user=become, timeout=30).stdout.strip()
         raise self._failed("firewall (nftables)", f"the new ruleset cut fresh logins; the revert timer restored the "
-                                                  f"previous one (state: {state.stdout.strip()}) and the host is "
-                                                  "reachable again",
-                           "check that the ruleset accepts the SSH port; sshd was not hardened")
+                                                  f"previous one (state: {state}) and the host is reachable again",
+                           _CUT_HINT)
 
     def _harden(self, run: Any) -> None:
         r = self.request
