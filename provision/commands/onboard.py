@@ -69,6 +69,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     password = _password(args)
     if password is not None:
         args.redactor.add([password])
+    _learn_inventory_secrets(args, inventory)
     request = Request(
         address=args.address, name=check_host_name(args.name), group=args.group, inventory=inventory,
         deploy_key=_deploy_key(args, inventory), port=args.port, user=args.user, password=password,
@@ -97,6 +98,19 @@ def cmd_onboard(args: argparse.Namespace) -> int:
             say(f"not deployed (--no-deploy): run `provision deploy {args.name}` when ready")
         return 0
     return _deploy(args, request.known_hosts)
+
+
+def _learn_inventory_secrets(args: argparse.Namespace, inventory: Path) -> None:
+    """The inventory's secrets (``!secret``, credential-like names) stay out of the diff we show."""
+    from ..errors import InventoryError
+    from ..secrets import secret_values
+    from ..yamlfile import parse_yaml
+
+    if not inventory.exists():
+        return
+    data = parse_yaml(inventory.read_text(), str(inventory), error=InventoryError)
+    if isinstance(data, dict):
+        args.redactor.add(secret_values(data))
 
 
 def _deploy(args: argparse.Namespace, known_hosts: Path) -> int:

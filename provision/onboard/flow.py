@@ -224,8 +224,11 @@ class Onboarding:
             self._step(run, step)
         ruleset = r.ruleset if r.ruleset is not None else firewall.render_ruleset(r.port)
         self._firewall(run, ruleset)
-        if not r.check:
-            with self._proof("key login as the deploy user, with sudo, on a second connection"):
+        proof = "key login as the deploy user, with sudo, on a second connection"
+        if r.check:
+            self.say(f"{'would prove':>12}  proof: {proof}, before sshd is touched")
+        else:
+            with self._proof(proof):
                 pass
         self._harden(run)
 
