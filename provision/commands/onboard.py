@@ -22,7 +22,9 @@ The initial password is typed at a prompt (--ask-pass) or read from a file, neve
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("onboard", parents=[common], help="onboard a fresh server: harden, inventory, deploy",
-                                 description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 # `--password SECRET` must not pass for --password-file (and be echoed as a path)
+                                 allow_abbrev=False)
     parser.add_argument("address", help="the server's address (IP or DNS name)")
     parser.add_argument("--name", required=True, help="inventory name, also the server's hostname (e.g. app3)")
     parser.add_argument("--group", required=True, help="inventory group to add it to (e.g. prod)")
@@ -63,6 +65,10 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         raise OptionsError(f"--port {args.port} is not a port number")
     if args.revert_after < 10:
         raise OptionsError("--revert-after must be at least 10 seconds (a fresh login has to fit in it)")
+    if args.accept_host_key:
+        from ..onboard.hostkey import normalize_fingerprint
+
+        normalize_fingerprint(args.accept_host_key)  # a typo is bad input before any host is contacted
     inventory = Path(args.inventory)
     if "," in args.inventory:
         raise OptionsError("onboard edits an inventory file; -i must name one", hint="-i inventory.yml")
@@ -82,7 +88,8 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         raise OptionsError(f"--key {args.key}: no such file")
 
     def say(line: str) -> None:
-        print(args.redactor(line), flush=True)
+        # With --json, stdout carries only the deploy's NDJSON events; our lines are for people.
+        print(args.redactor(line), flush=True, file=sys.stderr if args.json else sys.stdout)
 
     say(f"onboarding {args.address}:{args.port} as {args.name} (group {args.group})"
         + (" -- check mode, nothing is changed" if args.check else ""))
@@ -120,7 +127,8 @@ def _deploy(args: argparse.Namespace, known_hosts: Path) -> int:
     if known_hosts not in args.known_hosts:
         args.known_hosts.append(known_hosts)
     args.group = args.name
-    print(f"deploying {args.name} (provision deploy {args.name})", flush=True)
+    print(f"deploying {args.name} (provision deploy {args.name})", flush=True,
+          file=sys.stderr if args.json else sys.stdout)
     return cmd_deploy(args)
 
 
