@@ -98,6 +98,12 @@ def password_login(address: str, user: str, password: str, known_hosts: Path) ->
     return client
 
 
+def root_client(handle: LabHandle, name: str) -> paramiko.SSHClient:
+    """Root on a fresh host by its password, the host key checked against the lab's own known_hosts."""
+    host = handle.host(name)
+    return password_login(host.address, "root", host.root_password_file.read_text().strip(), handle.known_hosts)
+
+
 def run_as_root(client: paramiko.SSHClient, command: str) -> str:
     _, stdout, _ = client.exec_command(command, timeout=30)
     return str(stdout.read().decode())
@@ -142,18 +148,13 @@ def test_check_mode_lists_every_step_and_changes_nothing(deploy_lab: LabHandle, 
     assert not (project / "known_hosts").exists() and not (project / "keys").exists()
     password = deploy_lab.host("fresh2").root_password_file.read_text().strip()
     assert password not in result.stdout + result.stderr
-    with paramiko.SSHClient() as client:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # the lab's own pinned key is checked above
-        client.connect(host.address, username="root", password=password, look_for_keys=False, allow_agent=False)
+    with root_client(deploy_lab, "fresh2") as client:
         assert run_as_root(client, "id frappe-ops >/dev/null 2>&1 || echo absent; hostname") == "absent\nfresh2\n"
 
 
 def test_broken_sshd_config_is_refused_before_any_change(deploy_lab: LabHandle, project: Path) -> None:
     host = deploy_lab.host("fresh2")
-    password = host.root_password_file.read_text().strip()
-    with paramiko.SSHClient() as client:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect(host.address, username="root", password=password, look_for_keys=False, allow_agent=False)
+    with root_client(deploy_lab, "fresh2") as client:
         run_as_root(client, "echo 'NoSuchKeyword yes' > /etc/ssh/sshd_config.d/10-injected.conf")
         try:
             result = onboard(project, host.address, "--password-file", "fresh2.password", "--no-deploy",
