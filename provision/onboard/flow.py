@@ -120,7 +120,8 @@ class Onboarding:
         elif not pinned:
             shown = "\n".join(f"    {k.key.get_name():22} {k.fingerprint}" for k in keys)
             question = (f"{r.address}:{r.port} is not known yet. Its host keys:\n{shown}\n"
-                        "Compare with the server's console (cloud-init prints them). Pin these keys?")
+                        "Compare with the server's console (cloud-init prints them). "
+                        f"Pin its {chosen.key.get_name()} key {chosen.fingerprint}?")
             if r.confirm is None:
                 raise OptionsError(f"{r.address}:{r.port} is not pinned and there is no terminal to confirm its key "
                                    f"{chosen.fingerprint}",
