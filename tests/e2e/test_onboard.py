@@ -179,6 +179,7 @@ def onboarded(deploy_lab: LabHandle, project: Path) -> subprocess.CompletedProce
     return result
 
 
+@pytest.mark.timeout(1800)  # its fixture runs the one deploy: 2-8 minutes here, depending on the machine's load
 def test_onboard_hardens_inventories_and_deploys(deploy_lab: LabHandle, project: Path,
                                                  onboarded: subprocess.CompletedProcess[str]) -> None:
     output = onboarded.stdout + onboarded.stderr
