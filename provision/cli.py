@@ -28,6 +28,7 @@ DESCRIPTION = """\
 Ansible-style provisioning over SSH for production Frappe benches.
 
 Jobs:    deploy GROUP          converge hosts to production benches (playbooks/deploy.yml)
+         onboard ADDRESS       a fresh server to a hardened, inventoried, deployed host
 Engine:  playbook FILE         run any playbook
          run PATTERN -- CMD    run a shell command on hosts
          ping | facts PATTERN  check reachability / show host facts

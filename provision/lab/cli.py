@@ -39,8 +39,9 @@ def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     up.add_argument("--base", choices=BASE_RECIPES, default="fresh",
                     help="base image: fresh = a freshly installed Debian server (default)")
     up.add_argument("--password-host", action="append", default=[], metavar="NAME",
-                    help="also start host NAME that accepts only a password for root (for onboarding tests); "
-                         "its password is in <state>/hosts/NAME/root-password (mode 600). Repeatable.")
+                    help="also start host NAME that accepts only a password for root, like a fresh cloud VPS "
+                         "(no authorized key, a 50-cloud-init.conf turning password login on; for onboarding "
+                         "tests); its password is in <state>/hosts/NAME/root-password (mode 600). Repeatable.")
     up.add_argument("--proxy-port", type=int, default=DEFAULT_PROXY_PORT,
                     help=f"port of the lab proxy on the bridge address (default {DEFAULT_PROXY_PORT})")
 
