@@ -62,6 +62,8 @@ group_vars/*/secrets.yml
 .vault_pass*
 *.vault-pass
 backups/
+# The deploy key `provision onboard` generates when the control host has none.
+keys/
 *.key
 *.pem
 """,
