@@ -354,7 +354,7 @@ class Certificate(Module):
             return TaskResult.changed("; ".join(todo), **data)
         done: list[str] = []
         for cert, plan in due:
-            result = ctx.run(certbot_command(cert, args) + "\n" + _key_fix(cert.key), timeout=600)
+            result = ctx.run(certbot_command(cert, args) + " || exit $?\n" + _key_fix(cert.key), timeout=600)
             if not result.ok:
                 kept = "the current certificate is kept" if plan.ready else "there is no certificate yet (HTTP only)"
                 return TaskResult.failed(

@@ -255,3 +255,20 @@ def test_probe_reads_a_real_certificate_and_compares_public_keys(tmp_path: Path)
     assert "does not match the certificate" in bad.msg and "nginx was not touched" in bad.msg
     missing = run_task(Certificate, {**raw, "key": str(tmp_path / "nope")}, local_context())
     assert missing.status == "failed" and "does not exist on the host" in missing.msg
+
+
+def test_expiry_warnings_reach_the_reporter_as_warnings(tmp_path: Path) -> None:
+    from tests.unit.test_runner_local import run
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "5",
+            "-subj", "/CN=a.test", "-addext", "subjectAltName=DNS:a.test", "-keyout", str(key), "-out", str(cert))
+    code, recorder, _ = run(tmp_path, f"""\
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: certificate of a.test
+              certificate: {{name: a.test, mode: manual, certificate: "{cert}", key: "{key}"}}
+        """)
+    assert code == 0
+    assert [w.split(" on ")[0] for w in recorder.warnings] == ["h1: a.test: certificate expires"]
