@@ -29,6 +29,7 @@ from .test_deploy import ADMIN_PASSWORD, DB_ROOT_PASSWORD, deploy, events, failu
 pytestmark = pytest.mark.e2e
 
 SITES = ["tls1.test", "tls2.test"]
+NEW_SITE = "tls3.test"
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
 
 
@@ -392,18 +393,22 @@ def test_manual_certificate_is_served_and_a_mismatching_key_is_refused(deploy_la
     STATE["operator_ca"] = ca[0]
 
 
-def test_ca_down_fails_that_site_keeps_its_certificate_and_spares_the_others(
+def test_ca_down_fails_those_sites_keeps_what_they_serve_and_spares_the_others(
         deploy_lab: LabHandle, project: Project, pebble: Pebble, pebble_root: Path) -> None:
-    project.sites[SITES[0]]["tls_warn_days"] = 100000  # only this site is due
+    project.sites[SITES[0]]["tls_warn_days"] = 100000  # due for renewal
+    project.sites[NEW_SITE] = {}  # no certificate yet
     project.write()
     pebble.stop()
     result = deploy(project.dir)
     assert result.returncode == 2
     failed = [e for e in events(result) if e["event"] == "task" and e["status"] == "failed"]
-    assert [e.get("item") for e in failed if e["task"].startswith("TLS certificates issued")] == [SITES[0]]
+    assert [e.get("item") for e in failed if e["task"].startswith("TLS certificates issued")] == [SITES[0], NEW_SITE]
     message = failures(result)
     assert f"{SITES[0]}: certbot could not renew" in message and "current certificate is kept" in message, message
+    assert f"{NEW_SITE}: certbot could not issue" in message and "no certificate yet (HTTP only)" in message
     assert "Connection refused" in message or "ConnectionError" in message, message
     assert served(deploy_lab, SITES[0], pebble_root)["serial"] == STATE[SITES[0]]
     assert served(deploy_lab, SITES[1], STATE["operator_ca"])["names"] == SITES[1]
+    status, _, body, _ = raw_get(deploy_lab.hosts[0].address, 80, NEW_SITE, "/api/method/ping")
+    assert (status, json.loads(body)) == (200, {"message": "pong"}), "the new site is served over HTTP meanwhile"
     assert os.environ.get("PEBBLE_VA_ALWAYS_VALID") is None
