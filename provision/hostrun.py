@@ -382,6 +382,9 @@ class HostRun:
             host=self.host.name, task=task.name, module=task.module or "", status=result.status,
             msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item, ignored=ignored,
             handler=handler, check=self.shared.options.check, data=data))
+        # A module's warnings (e.g. a certificate about to expire) are shown as warning lines/events.
+        for warning in [] if task.no_log else result.data.get("warnings") or []:
+            self.shared.reporter.warning(str(warning), host=self.host.name)
 
     def _meta(self, task: Task) -> None:
         action = task.args.get("action")
