@@ -7,6 +7,7 @@ lives in ``runner.py``.
 
 from __future__ import annotations
 
+import fnmatch
 import time
 import traceback
 from collections.abc import Mapping
@@ -174,6 +175,8 @@ class HostRun:
 
     def run_task(self, task: Task, *, handler: bool = False) -> None:
         if not handler and not self.selected(task):
+            return
+        if not handler and not self._reached_start(task):
             return
         if task.module == "meta":
             self._meta(task)
@@ -382,6 +385,15 @@ class HostRun:
             host=self.host.name, task=task.name, module=task.module or "", status=result.status,
             msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item, ignored=ignored,
             handler=handler, check=self.shared.options.check, data=data))
+
+    def _reached_start(self, task: Task) -> bool:
+        """--start-at-task: False for the tasks before the first one whose name matches (a glob)."""
+        pattern = self.shared.options.start_at_task
+        if pattern is None or self.host.reached_start:
+            return True
+        if task.name == pattern or fnmatch.fnmatchcase(task.name, pattern):
+            self.host.reached_start = True
+        return self.host.reached_start
 
     def _meta(self, task: Task) -> None:
         action = task.args.get("action")

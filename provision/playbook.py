@@ -100,6 +100,7 @@ class Play:
     post_tasks: list[Task] = field(default_factory=list)
     handlers: list[Task] = field(default_factory=list)
     base_dir: Path = Path(".")
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -147,6 +148,7 @@ def _parse_play(raw: Any, path: Path) -> Play:
         base_dir=base,
     )
     play_tags = _tags(raw.get("tags"))
+    play.tags = play_tags
     for key in ("pre_tasks", "tasks", "post_tasks"):
         setattr(play, key, parse_tasks(raw.get(key), path, inherited_tags=play_tags, where=where))
     play.handlers = parse_tasks(raw.get("handlers"), path, where=where, handlers=True)

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,19 @@ from .errors import (
 from .events import PlayStarted, Recap, Reporter, TaskDone
 from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
-from .inventory import Host, Inventory, connection_spec
+from .inventory import ConnectionSpec, Host, Inventory, connection_spec
 from .playbook import Play, Playbook, walk_tasks
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
 from .templating import Templar, is_template
 from .yamlfile import load_yaml
+
+
+def command_line_defaults(spec: ConnectionSpec, options: RunOptions) -> ConnectionSpec:
+    """-u, --private-key, -b, --become-user fill in what the inventory leaves unset, as in Ansible."""
+    return replace(spec, user=spec.user or options.remote_user,
+                   private_key_file=spec.private_key_file or options.private_key_file,
+                   become=spec.become or options.become, become_user=spec.become_user or options.become_user)
 
 
 @dataclass
@@ -125,6 +132,7 @@ class Runner:
         self.redactor.add(secret_values(merged))
         try:
             spec = connection_spec(host.name, templar.variables(merged))
+            spec = command_line_defaults(spec, self.options)
         except ProvisionError as exc:
             raise InventoryError(str(exc.message), source=exc.source or host.source, hint=exc.hint) from None
         magic = {
