@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and docs)."""
     parser = _Parser(prog="provision", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
+    from .run_habits import add_connection_options, add_playbook_options
 
     parser.add_argument("-V", "--version", action="version", version=f"provision {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -87,12 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                                              " against GROUP: packages, services, the frappe user, the bench, apps, "
                                              "sites and configs. A re-run on converged hosts reports 0 changed.")
     deploy.add_argument("group", help="group or host pattern, e.g. prod")
+    add_playbook_options(deploy)
     deploy.set_defaults(func=cmd_deploy)
 
     playbook = commands.add_parser("playbook", parents=[common], help="run a playbook",
                                    description="Run a playbook file against the inventory.")
     playbook.add_argument("file", type=Path, help="playbook YAML file")
     playbook.add_argument("pattern", nargs="?", help="run only on hosts matching this pattern (like --limit)")
+    add_playbook_options(playbook)
     playbook.set_defaults(func=cmd_playbook)
 
     run = commands.add_parser("run", parents=[common], help="run a shell command on hosts",
@@ -101,14 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("cmd", nargs="*", help="the command, after --")
     run.add_argument("-b", "--become", action="store_true", help="run as root via sudo")
     run.add_argument("--become-user", help="run as this user via sudo")
+    add_connection_options(run, become=False)
     run.set_defaults(func=cmd_run)
 
     ping = commands.add_parser("ping", parents=[common], help="check that hosts answer over SSH")
     ping.add_argument("pattern", nargs="?", default="all")
+    add_connection_options(ping, become=False)
     ping.set_defaults(func=cmd_ping)
 
     facts = commands.add_parser("facts", parents=[common], help="gather and show host facts")
     facts.add_argument("pattern", nargs="?", default="all")
+    add_connection_options(facts)
     facts.set_defaults(func=cmd_facts)
 
     inventory = commands.add_parser("inventory", parents=[common], help="show the inventory",
@@ -147,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_playbook(args: argparse.Namespace) -> int:
     from .playbook import load_playbook
+    from .run_habits import before_run
 
     playbook = load_playbook(args.file)
-    return run_playbook(args, playbook, pattern=args.pattern)
+    code = before_run(args, playbook, args.pattern)
+    return run_playbook(args, playbook, pattern=args.pattern) if code is None else code
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -160,7 +168,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     path = project if project.exists() else builtin_dir("playbooks") / "deploy.yml"
     if not path.exists():
         raise OptionsError(f"no deploy playbook found ({path})")
-    return run_playbook(args, load_playbook(path), pattern=args.group)
+    from .run_habits import before_run
+
+    playbook = load_playbook(path)
+    code = before_run(args, playbook, args.group)
+    return run_playbook(args, playbook, pattern=args.group) if code is None else code
 
 
 def _adhoc(name: str, module: str, module_args: dict[str, Any], *, gather: bool = False,
@@ -278,6 +290,7 @@ def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str |
 
 
 def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
+    from .run_habits import run_option_values
     from .runner import RunOptions
     from .variables import parse_extra_vars
 
@@ -304,6 +317,7 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
         extra_vars=parse_extra_vars(args.extra_vars), verbosity=args.verbose,
         known_hosts=tuple(known_hosts), ssh_config=args.ssh_config, become_password=password,
         connect_timeout=args.connect_timeout, project_dir=Path.cwd(), force_handlers=args.force_handlers,
+        **run_option_values(args),
     )
 
 
@@ -317,8 +331,9 @@ def load_inventory(args: argparse.Namespace) -> Inventory:
 
     source = args.inventory
     if not Path(source).exists() and "," not in source:
-        raise InventoryError(f"inventory {source} not found",
-                             hint="pass -i FILE, set PROVISION_INVENTORY, or run `provision init DIR` to start one")
+        from .run_habits import missing_inventory_hint
+
+        raise InventoryError(f"inventory {source} not found", hint=missing_inventory_hint(source))
     return Inventory.load(source)
 
 
