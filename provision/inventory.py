@@ -1,4 +1,4 @@
-"""The inventory: hosts, groups and their variables, read from Ansible's YAML inventory shape.
+"""The inventory: hosts, groups and their variables, read from Ansible's YAML (or INI) inventory.
 
     all:
       vars: {...}
@@ -118,7 +118,9 @@ class Inventory:
             raise InventoryError(
                 f"{path} is a directory", hint="point -i at the inventory YAML file inside it"
             )
-        data = load_yaml(path, error=InventoryError)
+        from .inventory_ini import load_ini, looks_like_ini
+
+        data = load_ini(path) if looks_like_ini(path) else load_yaml(path, error=InventoryError)
         return cls.from_data(data, path.parent, file=str(path))
 
     @classmethod
@@ -133,8 +135,8 @@ class Inventory:
             raise InventoryError(
                 f"an inventory must be a mapping of group names, not a {_kind(data)}",
                 source=getattr(data, "source", None) or Source(file),
-                hint="write 'all:' with 'hosts:' and 'children:' (INI inventories are not read: convert "
-                "one with 'ansible-inventory -i FILE --list --yaml')",
+                hint="write 'all:' with 'hosts:' and 'children:' (an INI inventory is read as INI when "
+                "its name ends in .ini or its first line is a host or a [section])",
             )
         for name, body in data.items():
             inventory._parse_group(name, body, None, _key_source(data, name, file))
