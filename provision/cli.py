@@ -117,17 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_options(facts)
     facts.set_defaults(func=cmd_facts)
 
-    inventory = commands.add_parser("inventory", parents=[common], help="show the inventory",
-                                    description="Show hosts and variables. --list prints what "
-                                                "`ansible-inventory --list` prints for the same file.")
-    mode = inventory.add_mutually_exclusive_group()
-    mode.add_argument("--list", action="store_true", help="every group and host, with hostvars, as JSON")
-    mode.add_argument("--host", metavar="HOST", help="one host's variables, as JSON")
-    mode.add_argument("--graph", action="store_true", help="the group tree")
-    inventory.add_argument("--explain", action="store_true", help="with --host: each variable's level and source")
-    inventory.add_argument("--show-secrets", action="store_true", help="print secret values instead of ********")
-    inventory.set_defaults(func=cmd_inventory)
-
     init = commands.add_parser("init", help="scaffold a project directory",
                                description="Create inventory.yml, group_vars/, playbooks/, templates/, files/, "
                                            "known_hosts and a .gitignore that keeps secrets and backups out of git.")
@@ -216,24 +205,6 @@ def cmd_facts(args: argparse.Namespace) -> int:
         facts = {name: state.facts for name, state in outcome_holder[0].hosts.items() if state.facts}
         print(json.dumps(facts, indent=2, sort_keys=True))
     return code
-
-
-def cmd_inventory(args: argparse.Namespace) -> int:
-    import json
-
-    inventory = load_inventory(args)
-    if args.host:
-        if args.explain:
-            _print_explain(inventory, args.host, args.show_secrets)
-        else:
-            print(json.dumps(inventory.host_vars(args.host, show_secrets=args.show_secrets), indent=4,
-                             sort_keys=True, default=str))
-    elif args.graph:
-        _print_graph(inventory)
-    else:
-        print(json.dumps(inventory.to_ansible_list(show_secrets=args.show_secrets), indent=4, sort_keys=True,
-                         default=str))
-    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -391,32 +362,6 @@ def _print_outputs(recorder: _Recorder, redactor: Redactor) -> None:
             text = str(event.data.get(stream) or "").rstrip("\n")
             if text:
                 print(redactor(text))
-
-
-def _print_explain(inventory: Inventory, host: str, show_secrets: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .variables import explain_rows
-
-    table = Table(title=f"variables of {host}, highest level wins", title_justify="left")
-    for column in ("variable", "value", "level", "source"):
-        table.add_column(column, overflow="fold")
-    for row in explain_rows(inventory.explain(host), show_secrets=show_secrets):
-        table.add_row(*(str(cell) for cell in row))
-    Console().print(table)
-
-
-def _print_graph(inventory: Inventory) -> None:
-    def walk(name: str, depth: int) -> None:
-        print("  " * depth + f"@{name}:")
-        group = inventory.groups[name]
-        for child in sorted(group.children):
-            walk(child, depth + 1)
-        for host in group.hosts:
-            print("  " * (depth + 1) + f"|--{host}")
-
-    walk("all", 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
