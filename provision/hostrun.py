@@ -194,10 +194,13 @@ class HostRun:
                                                                                            variables))
             return
         results: list[tuple[TaskResult, Any]] = []
-        for item in items:
+        pause = float(self.shared.templar.render_value(task.loop_pause, variables) or 0) if task.loop_pause else 0.0
+        for index, item in enumerate(items):
             if self.shared.cancel.is_set() or self.host.unreachable:
                 break
-            scope = self.item_scope(task, variables, item)
+            if index and pause and self.shared.cancel.wait(pause):
+                break
+            scope = self.item_scope(task, variables, item, index=index, items=items)
             started = time.monotonic()
             result = self._execute_item(task, scope, conditions, inherited)
             if self.host.unreachable:
@@ -331,9 +334,18 @@ class HostRun:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def item_scope(self, task: Task, variables: dict[str, Any], item: Any) -> dict[str, Any]:
-        """The variables of one loop item (the task's own when it has no loop)."""
-        return variables if item is _NO_ITEM else {**variables, task.loop_var: item}
+    def item_scope(self, task: Task, variables: dict[str, Any], item: Any, *, index: int = 0,
+                   items: list[Any] | None = None) -> dict[str, Any]:
+        """The variables of one loop item (the task's own when it has no loop), with loop_control's."""
+        if item is _NO_ITEM:
+            return variables
+        scope = {**variables, task.loop_var: item, "ansible_loop_var": task.loop_var}
+        if task.loop_index_var:
+            scope[task.loop_index_var] = index
+            scope["ansible_index_var"] = task.loop_index_var
+        if task.loop_extended and _truthy(self.shared.templar.render_value(task.loop_extended, variables)):
+            scope["ansible_loop"] = loop_details(items or [item], index)
+        return scope
 
     def loop_items(self, task: Task, variables: dict[str, Any]) -> list[Any]:
         """The rendered loop, or one pseudo-item for a task without a loop."""
@@ -405,6 +417,16 @@ class HostRun:
 
 _NO_ITEM: Any = object()
 _SINGLE: list[Any] = [_NO_ITEM]
+
+
+def loop_details(items: list[Any], index: int) -> dict[str, Any]:
+    """``ansible_loop`` of ``loop_control: {extended: true}``, as Ansible fills it."""
+    length = len(items)
+    return {
+        "allitems": items, "index": index + 1, "index0": index, "revindex": length - index,
+        "revindex0": length - index - 1, "first": index == 0, "last": index == length - 1, "length": length,
+        "previtem": items[index - 1] if index else None, "nextitem": items[index + 1] if index + 1 < length else None,
+    }
 
 
 def _truthy(value: Any) -> bool:

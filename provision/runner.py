@@ -34,6 +34,7 @@ from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
 from .inventory import ConnectionSpec, Host, Inventory, connection_spec
 from .playbook import Play, Playbook, walk_tasks
+from .playbook_vars import add_playbook_vars
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
 from .templating import Templar, is_template
@@ -100,6 +101,8 @@ class Runner:
         templar = Templar(template_search_path(self.options.project_dir, base))
         self.shared = RunShared(options=self.options, templar=templar, reporter=self.reporter,
                                 redactor=self.redactor, file_dirs=[base, self.options.project_dir])
+        for warning in add_playbook_vars(self.inventory, base):
+            self.reporter.warning(warning)
         limit = {h.name for h in self.inventory.select(self.options.limit)} if self.options.limit else None
         self._limit = limit
         if limit is not None and not limit:

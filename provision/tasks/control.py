@@ -20,12 +20,20 @@ class Debug(Module):
     """
 
     name = "debug"
-    args: ClassVar[dict[str, Arg]] = {"msg": Arg(str, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
+    args: ClassVar[dict[str, Arg]] = {"msg": Arg(object, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         if args.get("var"):
             return TaskResult.ok(f"{args['var']} = {args.get('value')!r}", **{args["var"]: args.get("value")})
-        return TaskResult("ok", str(args["msg"]))
+        msg = args["msg"]
+        return TaskResult.ok(msg if isinstance(msg, str) else _as_yaml(msg))
+
+
+def _as_yaml(value: Any) -> str:
+    """A list or mapping message shown as block YAML, as people read it."""
+    import yaml
+
+    return str(yaml.safe_dump(value, default_flow_style=False, sort_keys=False, allow_unicode=True)).rstrip("\n")
 
 
 class Assert(Module):
