@@ -49,6 +49,7 @@ class TaskDone:
     handler: bool = False
     check: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    item_value: Any = None  # the loop item itself (``item`` is its label), for --json
 
     @property
     def changed(self) -> bool:

@@ -8,6 +8,7 @@ lives in ``runner.py``.
 from __future__ import annotations
 
 import fnmatch
+import json
 import time
 import traceback
 from collections.abc import Mapping
@@ -52,6 +53,7 @@ class HostRun:
         self.shared = shared
         self.play_vars = play_vars
         self.notified: list[str] = []
+        self.shown_names: dict[int, str] = {}  # task id -> its rendered name
         self.failed = False
         self.ended = False
         self.inherited: dict[int, Inherited] = {}
@@ -184,7 +186,8 @@ class HostRun:
         variables = self.variables(task)
         inherited = self.inherited.get(task.id, Inherited())
         conditions = [*inherited.when, *task.when]
-        self.shared.reporter.task_started(TaskStarted(self.host.name, task.name, task.module or ""))
+        self.shown_names[task.id] = self._shown_name(task, variables)
+        self.shared.reporter.task_started(TaskStarted(self.host.name, self.shown_names[task.id], task.module or ""))
         try:
             items = self.loop_items(task, variables)
         except ProvisionError as exc:
@@ -208,7 +211,7 @@ class HostRun:
             results.append((result, item))
             ignored = result.status == "failed" and self._ignored(task, inherited, scope)
             self._report(task, result, time.monotonic() - started, None if item is _NO_ITEM else
-                         self._item_label(task, scope, item), handler, ignored)
+                         self._item_label(task, scope, item), handler, ignored, item_value=item)
         if self.host.unreachable:
             return
         outcome = _aggregate(results, looped=items is not _SINGLE)
@@ -387,16 +390,28 @@ class HostRun:
     def _item_label(self, task: Task, scope: dict[str, Any], item: Any) -> str:
         if task.loop_label is not None:
             return str(self.shared.templar.render_value(task.loop_label, scope))
-        return str(item) if not isinstance(item, dict) else str(item.get("name", item))
+        if isinstance(item, dict) and "name" in item:
+            return str(item["name"])
+        return json.dumps(item, default=str) if isinstance(item, dict | list) else str(item)
+
+    def _shown_name(self, task: Task, variables: dict[str, Any]) -> str:
+        """The task's name rendered (``install {{ app }}``); as written when it cannot be (``{{ item }}``)."""
+        if "{" not in task.name:
+            return task.name
+        try:
+            return str(self.shared.templar.render_string(task.name, variables, source=task.source, what="name"))
+        except ProvisionError:
+            return task.name
 
     def _report(self, task: Task, result: TaskResult, duration: float, item: str | None, handler: bool,
-                ignored: bool) -> None:
+                ignored: bool, *, item_value: Any = None) -> None:
         data = {} if task.no_log else result.data
         msg = "(output hidden: no_log)" if task.no_log and result.msg else result.msg
         self.shared.reporter.task_done(TaskDone(
-            host=self.host.name, task=task.name, module=task.module or "", status=result.status,
-            msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item, ignored=ignored,
-            handler=handler, check=self.shared.options.check, data=data))
+            host=self.host.name, task=self.shown_names.get(task.id, task.name), module=task.module or "",
+            status=result.status, msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item,
+            ignored=ignored, handler=handler, check=self.shared.options.check, data=data,
+            item_value=None if task.no_log else item_value))
 
     def _reached_start(self, task: Task) -> bool:
         """--start-at-task: False for the tasks before the first one whose name matches (a glob)."""

@@ -28,6 +28,7 @@ from typing import Any
 from .connspec import ConnectionSpec, connection_spec
 from .errors import InventoryError, Source
 from .hostpatterns import ALL, UNGROUPED, expand_host_range, parse_host_address, select_hosts
+from .inventory_checks import name_clashes, refuse_typed_names
 from .variables import (
     GROUP_VARS,
     GROUP_VARS_ALL,
@@ -138,9 +139,11 @@ class Inventory:
                 hint="write 'all:' with 'hosts:' and 'children:' (an INI inventory is read as INI when "
                 "its name ends in .ini or its first line is a host or a [section])",
             )
+        refuse_typed_names(data, file)
         for name, body in data.items():
             inventory._parse_group(name, body, None, _key_source(data, name, file))
         inventory._finish()
+        inventory.warnings.extend(name_clashes(inventory.groups, inventory.hosts))
         return inventory
 
     @classmethod

@@ -24,16 +24,19 @@ class Debug(Module):
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         if args.get("var"):
-            return TaskResult.ok(f"{args['var']} = {args.get('value')!r}", **{args["var"]: args.get("value")})
+            return TaskResult.ok(_as_yaml({args["var"]: args.get("value")}), **{args["var"]: args.get("value")})
         msg = args["msg"]
         return TaskResult.ok(msg if isinstance(msg, str) else _as_yaml(msg))
 
 
 def _as_yaml(value: Any) -> str:
     """A list or mapping message shown as block YAML, as people read it."""
+    import json
+
     import yaml
 
-    return str(yaml.safe_dump(value, default_flow_style=False, sort_keys=False, allow_unicode=True)).rstrip("\n")
+    plain = json.loads(json.dumps(value, default=str))  # str subclasses and odd objects as plain text
+    return str(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False, allow_unicode=True)).rstrip("\n")
 
 
 class Assert(Module):
