@@ -107,13 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_options(run, become=False)
     run.set_defaults(func=cmd_run)
 
-    ping = commands.add_parser("ping", parents=[common], help="check that hosts answer over SSH")
-    ping.add_argument("pattern", nargs="?", default="all")
+    ping = commands.add_parser("ping", parents=[common], help="check that hosts answer over SSH",
+                               description="Open one SSH connection to each host matching PATTERN (default all) "
+                                           "and run a no-op: ok, or unreachable with the reason. Exit 3 when a "
+                                           "host is unreachable.")
+    ping.add_argument("pattern", nargs="?", default="all", help="hosts to check (default: all)")
     add_connection_options(ping, become=False)
     ping.set_defaults(func=cmd_ping)
 
-    facts = commands.add_parser("facts", parents=[common], help="gather and show host facts")
-    facts.add_argument("pattern", nargs="?", default="all")
+    facts = commands.add_parser("facts", parents=[common], help="gather and show host facts",
+                                description="Gather each matching host's facts (OS, release, CPUs, memory, "
+                                            "python, service manager ...) in one round trip and print them as "
+                                            "JSON by host. With --json, one 'facts' event per host.")
+    facts.add_argument("pattern", nargs="?", default="all", help="hosts to gather facts from (default: all)")
     add_connection_options(facts)
     facts.set_defaults(func=cmd_facts)
 
@@ -201,9 +207,13 @@ def cmd_facts(args: argparse.Namespace) -> int:
     outcome_holder: list[RunOutcome] = []
     code = run_playbook(args, _adhoc("facts", "", {}, gather=True), pattern=args.pattern,
                          extra_reporter=recorder, outcome=outcome_holder)
-    if outcome_holder and not args.json:
+    if outcome_holder:
         facts = {name: state.facts for name, state in outcome_holder[0].hosts.items() if state.facts}
-        print(json.dumps(facts, indent=2, sort_keys=True))
+        if args.json:  # in the event stream: one line per host
+            for name, values in facts.items():
+                print(json.dumps({"event": "facts", "host": name, "facts": values}, sort_keys=True, default=str))
+        else:
+            print(json.dumps(facts, indent=2, sort_keys=True, default=str))
     return code
 
 
@@ -248,6 +258,8 @@ def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str |
     reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor)
     if extra_reporter is not None:
         reporter = MultiReporter(reporter, extra_reporter)
+    for warning in inventory.warnings:
+        reporter.warning(warning)
     runner = Runner(inventory, options, reporter, redactor=redactor)
     runner.prepare(playbook)
     with interrupts(runner.interrupt):
@@ -364,6 +376,16 @@ def _print_outputs(recorder: _Recorder, redactor: Redactor) -> None:
                 print(redactor(text))
 
 
+def parse_words(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """Parse; an unknown option is reported with the usage of the sub-command it was given to."""
+    args, unknown = parser.parse_known_args(words)
+    if unknown:
+        from .run_habits import innermost_parser
+
+        innermost_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provision`` console script."""
     parser = build_parser()
@@ -373,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in words and words[:1] == ["run"]:
         cut = words.index("--")
         words, command = words[:cut], words[cut + 1:]
-    args = parser.parse_args(words)
+    args = parse_words(parser, words)
     if command is not None:
         args.cmd = [*args.cmd, *command]
     from .secrets import Redactor
@@ -394,12 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # every error a person sees is printed cleanly, with its exit code
-        from rich.console import Console
-
         from .errors import ProvisionError
-        from .output import render_error
+        from .output import make_console, render_error
 
-        render_error(Console(stderr=True), exc, verbosity, redactor=args.redactor)
+        render_error(make_console(stderr=True), exc, verbosity, redactor=args.redactor)
         return exc.exit_code if isinstance(exc, ProvisionError) else 1
 
 

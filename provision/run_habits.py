@@ -110,6 +110,16 @@ def _check_offline(args: argparse.Namespace, playbook: Playbook, pattern: str | 
     Runner(load_inventory(args), run_options(args, pattern), reporter, redactor=args.redactor).prepare(playbook)
 
 
+def innermost_parser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The (sub-)sub-command parser the words name, e.g. ``lab up``'s for ``lab up --bad``."""
+    current = parser
+    for word in words:
+        choices = next((a.choices for a in current._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if isinstance(choices, dict) and word in choices:
+            current = choices[word]
+    return current
+
+
 def _warn(message: str) -> None:
     from rich.console import Console
 

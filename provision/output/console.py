@@ -79,7 +79,9 @@ class ConsoleReporter:
         with self._lock:
             line = render.task_line(event, self._host_width, mark_check=event.check and not self._play_check)
             blocks: list[RenderableType] = [line]
-            if event.msg and (event.status in ("failed", "changed") or self.verbosity >= 1):
+            # debug's message is its whole point: shown at every verbosity, as Ansible does.
+            if event.msg and (event.status in ("failed", "changed") or self.verbosity >= 1
+                              or (event.module == "debug" and event.status == "ok")):
                 blocks.append(render.message_block(event.msg))
             if event.diff:
                 blocks.append(render.diff_block(event.diff))
