@@ -22,6 +22,7 @@ class PlayStarted:
     batch: int = 1
     batches: int = 1
     check: bool = False
+    tasks: int = 0  # tasks each host will run in this play (tags applied), for progress
 
 
 @dataclass(frozen=True)

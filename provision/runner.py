@@ -34,6 +34,7 @@ from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
 from .inventory import ConnectionSpec, Host, Inventory, connection_spec
 from .playbook import Play, Playbook, walk_tasks
+from .playbook_listing import selected_task_count
 from .playbook_vars import add_playbook_vars
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
@@ -215,7 +216,7 @@ class Runner:
             offset += size
             self.shared.batch = BatchControl(len(batch), play.max_fail_percentage, play.any_errors_fatal)
             self.reporter.play_started(PlayStarted(play.name, tuple(h.name for h in batch), number, len(batches),
-                                                   self.options.check))
+                                                   self.options.check, tasks=selected_task_count(play, self.options)))
             workers = max(1, min(self.options.forks, len(batch)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
                 list(pool.map(lambda state: self._run_host(play, state), batch))
