@@ -62,6 +62,7 @@ def _common_options() -> _Parser:
     group.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
                        help="key=value, JSON/YAML, or @file.yml; highest precedence (repeatable)")
     group.add_argument("--json", action="store_true", help="NDJSON events on stdout; human output on stderr")
+    group.add_argument("--no-progress", action="store_true", help="no live progress (task N of M, overall bar)")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: results, tracebacks)")
     group.add_argument("-K", "--ask-become-pass", action="store_true", help="prompt for the sudo password")
     group.add_argument("--known-hosts", action="append", default=[], type=Path, metavar="FILE",
@@ -255,7 +256,8 @@ def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str |
     options = run_options(args, pattern)
     inventory = load_inventory(args)
     redactor: Redactor = args.redactor
-    reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor)
+    reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor,
+                              progress=not getattr(args, "no_progress", False))
     if extra_reporter is not None:
         reporter = MultiReporter(reporter, extra_reporter)
     for warning in inventory.warnings:

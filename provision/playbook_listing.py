@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .inventory import Inventory
 from .playbook import Play, Playbook, Task, walk_tasks
+from .runstate import RunOptions
 
 # Tags with a meaning of their own: never "unmatched".
 SPECIAL_TAGS = frozenset({"all", "tagged", "untagged", "always", "never"})
@@ -77,6 +78,11 @@ def has_task_named(playbook: Playbook, pattern: str) -> bool:
     """True when some task's name is ``pattern`` or matches it as a glob (``--start-at-task``)."""
     return any(task.name == pattern or fnmatch.fnmatchcase(task.name, pattern)
                for play in playbook.plays for task in play_tasks(play))
+
+
+def selected_task_count(play: Play, options: RunOptions) -> int:
+    """How many tasks of ``play`` a host will start, with the run's tags (for progress)."""
+    return sum(1 for task in play_tasks(play) if tag_selected(task.tags, options.tags, options.skip_tags))
 
 
 def _tag_list(tags: Iterable[str]) -> str:

@@ -43,17 +43,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_reporter(*, json_output: bool, verbosity: int, redactor: Redactor) -> Reporter:
+def build_reporter(*, json_output: bool, verbosity: int, redactor: Redactor, progress: bool = True) -> Reporter:
     """The reporter for the CLI: the console on stdout, or NDJSON on stdout and people on stderr."""
     from provision.output.console import ConsoleReporter
     from provision.output.jsonstream import JsonReporter
     from provision.output.multi import MultiReporter
 
     if not json_output:
-        return ConsoleReporter(make_console(), verbosity=verbosity, redactor=redactor)
+        return ConsoleReporter(make_console(), verbosity=verbosity, redactor=redactor, progress=progress)
     return MultiReporter(
         JsonReporter(sys.stdout, redactor=redactor),
-        ConsoleReporter(make_console(stderr=True), verbosity=verbosity, redactor=redactor),
+        ConsoleReporter(make_console(stderr=True), verbosity=verbosity, redactor=redactor, progress=progress),
     )
 
 

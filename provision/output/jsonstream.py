@@ -35,6 +35,7 @@ class JsonReporter:
                 "batch": event.batch,
                 "batches": event.batches,
                 "check": event.check,
+                "tasks": event.tasks,
             }
         )
 
