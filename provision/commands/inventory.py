@@ -41,7 +41,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--explain", action="store_true", help="with --host: each variable's level and source")
     parser.add_argument("--show-secrets", action="store_true", help="print secret values instead of ********")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: tracebacks)")
+    _add_vault_options(parser)
     parser.set_defaults(func=cmd_inventory)
+
+
+def _add_vault_options(parser: argparse.ArgumentParser) -> None:
+    """The vault password options, where the vault module exists (it reads !vault values in inventories)."""
+    try:
+        from .. import vaultkeys  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    vaultkeys.add_vault_options(parser.add_argument_group("vault"))
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:

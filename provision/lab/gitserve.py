@@ -47,9 +47,8 @@ def serve_git(settings: LabSettings, repos: Path) -> str:
         if ref.alive() and served == str(repos):
             return git_url(settings)
         stop_git(settings)
-    binary = shutil.which("git", path=CLEAN_ENV["PATH"]) or "/usr/bin/git"
     log = settings.state_dir / "git-daemon.log"
-    ref = spawn_detached([binary, "daemon", "--reuseaddr", "--export-all", f"--base-path={repos}",
+    ref = spawn_detached([*_daemon_argv(), "--reuseaddr", "--export-all", f"--base-path={repos}",
                           f"--listen={settings.gateway}", f"--port={GIT_PORT}", str(repos)], log=log)
     write_file_atomic(record_file(settings), json.dumps(
         {"pid": ref.pid, "start_time": ref.start_time, "repos": str(repos)}) + "\n")
@@ -90,6 +89,17 @@ def ls_remote_ok(url: str) -> bool:
         return subprocess.run(["git", "ls-remote", url], capture_output=True, timeout=15).returncode == 0
     except subprocess.TimeoutExpired:
         return False
+
+
+def _daemon_argv() -> list[str]:
+    """``git-daemon`` itself when git has it (the recorded pid is then the server, not git's wrapper)."""
+    git = shutil.which("git", path=CLEAN_ENV["PATH"]) or "/usr/bin/git"
+    try:
+        exec_path = subprocess.run([git, "--exec-path"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        exec_path = ""
+    daemon = Path(exec_path) / "git-daemon"
+    return [str(daemon)] if exec_path and daemon.is_file() else [git, "daemon"]
 
 
 def _recorded(settings: LabSettings) -> tuple[ProcessRef, str] | None:
