@@ -45,7 +45,8 @@ def test_demo_project_deploys_again_with_nothing_changed(demo_lab: LabHandle) ->
     again = subprocess.run([sys.executable, "-m", "provision", "deploy", "prod", "-i", str(inventory), "--json"],
                            capture_output=True, text=True, timeout=900, cwd=inventory.parent)
     assert again.returncode == 0, again.stderr[-3000:]
-    recap = next(json.loads(line) for line in again.stdout.splitlines() if '"event": "recap"' in line)
+    events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    recap = next(event for event in events if event["event"] == "recap")
     assert {host: stats["changed"] for host, stats in recap["hosts"].items()} == {"lab1": 0}
 
     demo_lab.lab.down()
