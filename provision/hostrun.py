@@ -7,6 +7,8 @@ lives in ``runner.py``.
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import time
 import traceback
 from collections.abc import Mapping
@@ -51,6 +53,7 @@ class HostRun:
         self.shared = shared
         self.play_vars = play_vars
         self.notified: list[str] = []
+        self.shown_names: dict[int, str] = {}  # task id -> its rendered name
         self.failed = False
         self.ended = False
         self.inherited: dict[int, Inherited] = {}
@@ -175,13 +178,16 @@ class HostRun:
     def run_task(self, task: Task, *, handler: bool = False) -> None:
         if not handler and not self.selected(task):
             return
+        if not handler and not self._reached_start(task):
+            return
         if task.module == "meta":
             self._meta(task)
             return
         variables = self.variables(task)
         inherited = self.inherited.get(task.id, Inherited())
         conditions = [*inherited.when, *task.when]
-        self.shared.reporter.task_started(TaskStarted(self.host.name, task.name, task.module or ""))
+        self.shown_names[task.id] = self._shown_name(task, variables)
+        self.shared.reporter.task_started(TaskStarted(self.host.name, self.shown_names[task.id], task.module or ""))
         try:
             items = self.loop_items(task, variables)
         except ProvisionError as exc:
@@ -191,10 +197,13 @@ class HostRun:
                                                                                            variables))
             return
         results: list[tuple[TaskResult, Any]] = []
-        for item in items:
+        pause = float(self.shared.templar.render_value(task.loop_pause, variables) or 0) if task.loop_pause else 0.0
+        for index, item in enumerate(items):
             if self.shared.cancel.is_set() or self.host.unreachable:
                 break
-            scope = self.item_scope(task, variables, item)
+            if index and pause and self.shared.cancel.wait(pause):
+                break
+            scope = self.item_scope(task, variables, item, index=index, items=items)
             started = time.monotonic()
             result = self._execute_item(task, scope, conditions, inherited)
             if self.host.unreachable:
@@ -202,7 +211,7 @@ class HostRun:
             results.append((result, item))
             ignored = result.status == "failed" and self._ignored(task, inherited, scope)
             self._report(task, result, time.monotonic() - started, None if item is _NO_ITEM else
-                         self._item_label(task, scope, item), handler, ignored)
+                         self._item_label(task, scope, item), handler, ignored, item_value=item)
         if self.host.unreachable:
             return
         outcome = _aggregate(results, looped=items is not _SINGLE)
@@ -328,9 +337,18 @@ class HostRun:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def item_scope(self, task: Task, variables: dict[str, Any], item: Any) -> dict[str, Any]:
-        """The variables of one loop item (the task's own when it has no loop)."""
-        return variables if item is _NO_ITEM else {**variables, task.loop_var: item}
+    def item_scope(self, task: Task, variables: dict[str, Any], item: Any, *, index: int = 0,
+                   items: list[Any] | None = None) -> dict[str, Any]:
+        """The variables of one loop item (the task's own when it has no loop), with loop_control's."""
+        if item is _NO_ITEM:
+            return variables
+        scope = {**variables, task.loop_var: item, "ansible_loop_var": task.loop_var}
+        if task.loop_index_var:
+            scope[task.loop_index_var] = index
+            scope["ansible_index_var"] = task.loop_index_var
+        if task.loop_extended and _truthy(self.shared.templar.render_value(task.loop_extended, variables)):
+            scope["ansible_loop"] = loop_details(items or [item], index)
+        return scope
 
     def loop_items(self, task: Task, variables: dict[str, Any]) -> list[Any]:
         """The rendered loop, or one pseudo-item for a task without a loop."""
@@ -372,19 +390,40 @@ class HostRun:
     def _item_label(self, task: Task, scope: dict[str, Any], item: Any) -> str:
         if task.loop_label is not None:
             return str(self.shared.templar.render_value(task.loop_label, scope))
-        return str(item) if not isinstance(item, dict) else str(item.get("name", item))
+        if isinstance(item, dict) and "name" in item:
+            return str(item["name"])
+        return json.dumps(item, default=str) if isinstance(item, dict | list) else str(item)
+
+    def _shown_name(self, task: Task, variables: dict[str, Any]) -> str:
+        """The task's name rendered (``install {{ app }}``); as written when it cannot be (``{{ item }}``)."""
+        if "{" not in task.name:
+            return task.name
+        try:
+            return str(self.shared.templar.render_string(task.name, variables, source=task.source, what="name"))
+        except ProvisionError:
+            return task.name
 
     def _report(self, task: Task, result: TaskResult, duration: float, item: str | None, handler: bool,
-                ignored: bool) -> None:
+                ignored: bool, *, item_value: Any = None) -> None:
         data = {} if task.no_log else result.data
         msg = "(output hidden: no_log)" if task.no_log and result.msg else result.msg
         self.shared.reporter.task_done(TaskDone(
-            host=self.host.name, task=task.name, module=task.module or "", status=result.status,
-            msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item, ignored=ignored,
-            handler=handler, check=self.shared.options.check, data=data))
+            host=self.host.name, task=self.shown_names.get(task.id, task.name), module=task.module or "",
+            status=result.status, msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item,
+            ignored=ignored, handler=handler, check=self.shared.options.check, data=data,
+            item_value=None if task.no_log else item_value))
         # A module's warnings (e.g. a certificate about to expire) are shown as warning lines/events.
         for warning in [] if task.no_log else result.data.get("warnings") or []:
             self.shared.reporter.warning(str(warning), host=self.host.name)
+
+    def _reached_start(self, task: Task) -> bool:
+        """--start-at-task: False for the tasks before the first one whose name matches (a glob)."""
+        pattern = self.shared.options.start_at_task
+        if pattern is None or self.host.reached_start:
+            return True
+        if task.name == pattern or fnmatch.fnmatchcase(task.name, pattern):
+            self.host.reached_start = True
+        return self.host.reached_start
 
     def _meta(self, task: Task) -> None:
         action = task.args.get("action")
@@ -396,6 +435,16 @@ class HostRun:
 
 _NO_ITEM: Any = object()
 _SINGLE: list[Any] = [_NO_ITEM]
+
+
+def loop_details(items: list[Any], index: int) -> dict[str, Any]:
+    """``ansible_loop`` of ``loop_control: {extended: true}``, as Ansible fills it."""
+    length = len(items)
+    return {
+        "allitems": items, "index": index + 1, "index0": index, "revindex": length - index,
+        "revindex0": length - index - 1, "first": index == 0, "last": index == length - 1, "length": length,
+        "previtem": items[index - 1] if index else None, "nextitem": items[index + 1] if index + 1 < length else None,
+    }
 
 
 def _truthy(value: Any) -> bool:

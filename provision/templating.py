@@ -26,6 +26,7 @@ import jinja2
 import jinja2.meta
 
 from .errors import Source, TemplateError
+from .frappe_ports import nginx_site_ports
 
 _MARKERS = ("{{", "{%")
 _MAX_DEPTH = 20
@@ -330,6 +331,7 @@ FILTERS: dict[str, Any] = {
     "hash": _hash,
     "mandatory": _mandatory,
     "ternary": _ternary,
+    "nginx_site_ports": nginx_site_ports,
 }
 
 def _version_key(text: Any) -> tuple[int, ...]:

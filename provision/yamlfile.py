@@ -16,6 +16,7 @@ import yaml
 
 from .errors import InputError, Source
 from .secrets import Secret
+from .yaml_hints import yaml_hint
 
 
 class YamlDict(dict[str, Any]):
@@ -23,6 +24,7 @@ class YamlDict(dict[str, Any]):
 
     source: Source | None = None
     key_sources: dict[str, Source]
+    typed_keys: dict[str, Any]  # keys YAML read as numbers, booleans or null, by their str()
 
     def source_of(self, key: str) -> Source | None:
         """The line of ``key`` if known, else of the mapping itself."""
@@ -61,10 +63,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YamlDict:
             raise yaml.constructor.ConstructorError(
                 None, None, f"unhashable or complex key {key!r}", key_node.start_mark
             )
-        key = str(key) if not isinstance(key, str) else key
+        if not isinstance(key, str):  # kept, so a host name YAML read as 1.5, true or null can be refused
+            result.typed_keys = {**getattr(result, "typed_keys", {}), str(key): key}
+            key = str(key)
         if key in result:
+            first = result.key_sources[key].line
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {key!r} (also on line {first})", key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_sources[key] = _mark(loader, key_node)
@@ -116,7 +121,7 @@ def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError
         raise error(
             f"YAML syntax error: {problem}",
             source=Source(filename, line),
-            hint="check indentation and quoting on that line (a value starting with '{{' must be quoted)",
+            hint=yaml_hint(text, line, problem),
         ) from None
     except yaml.YAMLError as exc:
         raise error(f"YAML error: {exc}", source=Source(filename)) from None

@@ -20,12 +20,23 @@ class Debug(Module):
     """
 
     name = "debug"
-    args: ClassVar[dict[str, Arg]] = {"msg": Arg(str, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
+    args: ClassVar[dict[str, Arg]] = {"msg": Arg(object, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
 
     def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
         if args.get("var"):
-            return TaskResult.ok(f"{args['var']} = {args.get('value')!r}", **{args["var"]: args.get("value")})
-        return TaskResult("ok", str(args["msg"]))
+            return TaskResult.ok(_as_yaml({args["var"]: args.get("value")}), **{args["var"]: args.get("value")})
+        msg = args["msg"]
+        return TaskResult.ok(msg if isinstance(msg, str) else _as_yaml(msg))
+
+
+def _as_yaml(value: Any) -> str:
+    """A list or mapping message shown as block YAML, as people read it."""
+    import json
+
+    import yaml
+
+    plain = json.loads(json.dumps(value, default=str))  # str subclasses and odd objects as plain text
+    return str(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False, allow_unicode=True)).rstrip("\n")
 
 
 class Assert(Module):
