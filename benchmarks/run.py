@@ -54,7 +54,7 @@ from benchreport import (  # noqa: E402  (the script's own directory, not a pack
 # Versions that install and run together on Python 3.11 (ansible-core 2.20 needs Python 3.12).
 PEER_PACKAGES = ("ansible-core==2.19.14", "pyinfra==3.10.0", "matplotlib==3.11.2")
 OPTIONAL_PACKAGES = ("mitogen==0.3.54",)
-DEFAULT_TOOLS = "provision,ansible-linear,ansible-mitogen-linear,pyinfra"
+DEFAULT_TOOLS = "openssh-floor,provision,ansible-linear,ansible-mitogen-linear,pyinfra"
 DEFAULT_STATE_DIR = "/var/lib/provision-lab-bench"
 DEFAULT_SUBNET = "10.213.77.0/24"
 
@@ -156,11 +156,14 @@ def describe_provision(args: argparse.Namespace) -> str:
 def bench(args: argparse.Namespace, count: int, tools: list[str], work: Path) -> str:
     """Run the peers' run_bench.py on ``count`` hosts; returns its medians table (markdown)."""
     tool = " ".join(shlex.quote(p) for p in (str(HERE / "provision_tool.sh"), sys.executable))
+    # The plain-OpenSSH floor: one ssh session per host running one script (openssh_floor.py).
+    floor = " ".join(shlex.quote(p) for p in (sys.executable, str(HERE / "openssh_floor.py")))
     if args.source is not None:
         tool = f"PYTHONPATH={shlex.quote(str(args.source))} {tool}"
     argv = [sys.executable, str(args.peers / "run_bench.py"), "--inv", str(work), "--venv", str(args.venv),
             "--forks", str(args.forks), "--reps", str(args.reps), "--tools", ",".join(tools),
             "--tool", f"provision={tool} {{inv}}/provision.yml --forks {{forks}}",
+            "--tool", f"openssh-floor={floor} {{inv}}/hosts.json --forks {{forks}}",
             "--sshd-log", f"{args.state_dir}/hosts/{{name}}/sshd.log"]
     log(f"{count} hosts: {' '.join(shlex.quote(a) for a in argv)}")
     lines: list[str] = []

@@ -28,11 +28,13 @@ DESCRIPTION = """\
 Ansible-style provisioning over SSH for production Frappe benches.
 
 Jobs:    deploy GROUP          converge hosts to production benches (playbooks/deploy.yml)
+         onboard ADDRESS       a fresh server to a hardened, inventoried, deployed host
 Engine:  playbook FILE         run any playbook
          run PATTERN -- CMD    run a shell command on hosts
          ping | facts PATTERN  check reachability / show host facts
          inventory             show hosts, groups and where each variable comes from
          init DIR              scaffold a project directory
+Secrets: vault encrypt|decrypt|view|edit|encrypt-string|rekey  secrets at rest
 Lab:     lab up|down|status|ssh  throwaway local SSH hosts (Linux, root)
 
 Exit codes: 0 ok, 2 a task failed, 3 a host was unreachable, 4 bad input (nothing ran),
@@ -62,6 +64,7 @@ def _common_options() -> _Parser:
     group.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
                        help="key=value, JSON/YAML, or @file.yml; highest precedence (repeatable)")
     group.add_argument("--json", action="store_true", help="NDJSON events on stdout; human output on stderr")
+    group.add_argument("--no-progress", action="store_true", help="no live progress (task N of M, overall bar)")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: results, tracebacks)")
     group.add_argument("-K", "--ask-become-pass", action="store_true", help="prompt for the sudo password")
     group.add_argument("--known-hosts", action="append", default=[], type=Path, metavar="FILE",
@@ -70,6 +73,9 @@ def _common_options() -> _Parser:
     group.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="SSH connect timeout")
     group.add_argument("--force-handlers", action="store_true",
                        help="run notified handlers even on hosts where a later task failed")
+    from .vaultkeys import add_vault_options
+
+    add_vault_options(group)
     return common
 
 
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and docs)."""
     parser = _Parser(prog="provision", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
+    from .run_habits import add_connection_options, add_playbook_options
 
     parser.add_argument("-V", "--version", action="version", version=f"provision {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -87,12 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
                                              " against GROUP: packages, services, the frappe user, the bench, apps, "
                                              "sites and configs. A re-run on converged hosts reports 0 changed.")
     deploy.add_argument("group", help="group or host pattern, e.g. prod")
+    add_playbook_options(deploy)
     deploy.set_defaults(func=cmd_deploy)
 
     playbook = commands.add_parser("playbook", parents=[common], help="run a playbook",
                                    description="Run a playbook file against the inventory.")
     playbook.add_argument("file", type=Path, help="playbook YAML file")
     playbook.add_argument("pattern", nargs="?", help="run only on hosts matching this pattern (like --limit)")
+    add_playbook_options(playbook)
     playbook.add_argument("--explain-var", metavar="NAME", help="run nothing: show NAME's value per host and play, "
                           "with the level and file:line it comes from")
     playbook.set_defaults(func=cmd_playbook)
@@ -103,31 +112,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("cmd", nargs="*", help="the command, after --")
     run.add_argument("-b", "--become", action="store_true", help="run as root via sudo")
     run.add_argument("--become-user", help="run as this user via sudo")
+    add_connection_options(run, become=False)
     run.set_defaults(func=cmd_run)
 
-    ping = commands.add_parser("ping", parents=[common], help="check that hosts answer over SSH")
-    ping.add_argument("pattern", nargs="?", default="all")
+    ping = commands.add_parser("ping", parents=[common], help="check that hosts answer over SSH",
+                               description="Open one SSH connection to each host matching PATTERN (default all) "
+                                           "and run a no-op: ok, or unreachable with the reason. Exit 3 when a "
+                                           "host is unreachable.")
+    ping.add_argument("pattern", nargs="?", default="all", help="hosts to check (default: all)")
+    add_connection_options(ping, become=False)
     ping.set_defaults(func=cmd_ping)
 
-    facts = commands.add_parser("facts", parents=[common], help="gather and show host facts")
-    facts.add_argument("pattern", nargs="?", default="all")
+    facts = commands.add_parser("facts", parents=[common], help="gather and show host facts",
+                                description="Gather each matching host's facts (OS, release, CPUs, memory, "
+                                            "python, service manager ...) in one round trip and print them as "
+                                            "JSON by host. With --json, one 'facts' event per host.")
+    facts.add_argument("pattern", nargs="?", default="all", help="hosts to gather facts from (default: all)")
+    add_connection_options(facts)
     facts.set_defaults(func=cmd_facts)
-
-    inventory = commands.add_parser("inventory", parents=[common], help="show the inventory",
-                                    description="Show hosts and variables. --list prints what "
-                                                "`ansible-inventory --list` prints for the same file.")
-    mode = inventory.add_mutually_exclusive_group()
-    mode.add_argument("--list", action="store_true", help="every group and host, with hostvars, as JSON")
-    mode.add_argument("--host", metavar="HOST", help="one host's variables, as JSON")
-    mode.add_argument("--graph", action="store_true", help="the group tree")
-    inventory.add_argument("--explain", action="store_true", help="with --host: each variable's level and source")
-    inventory.add_argument("--show-secrets", action="store_true", help="print secret values instead of ********")
-    inventory.set_defaults(func=cmd_inventory)
 
     init = commands.add_parser("init", help="scaffold a project directory",
                                description="Create inventory.yml, group_vars/, playbooks/, templates/, files/, "
                                            "known_hosts and a .gitignore that keeps secrets and backups out of git.")
     init.add_argument("dir", type=Path)
+    init.add_argument("--vault-password-file", action="append", default=[], metavar="FILE",
+                      help="encrypt group_vars/all/vault.yml with this password (and keep the file out of git)")
     init.set_defaults(func=cmd_init)
 
     modules = commands.add_parser("modules", help="list the task modules and their arguments")
@@ -149,13 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_playbook(args: argparse.Namespace) -> int:
     from .playbook import load_playbook
+    from .run_habits import before_run
 
     playbook = load_playbook(args.file)
     if args.explain_var:
         from .explainvar import print_explained
 
         return print_explained(args, playbook, args.explain_var)
-    return run_playbook(args, playbook, pattern=args.pattern)
+    code = before_run(args, playbook, args.pattern)
+    return run_playbook(args, playbook, pattern=args.pattern) if code is None else code
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -166,7 +177,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     path = project if project.exists() else builtin_dir("playbooks") / "deploy.yml"
     if not path.exists():
         raise OptionsError(f"no deploy playbook found ({path})")
-    return run_playbook(args, load_playbook(path), pattern=args.group)
+    from .run_habits import before_run
+
+    playbook = load_playbook(path)
+    code = before_run(args, playbook, args.group)
+    return run_playbook(args, playbook, pattern=args.group) if code is None else code
 
 
 def _adhoc(name: str, module: str, module_args: dict[str, Any], *, gather: bool = False,
@@ -206,28 +221,14 @@ def cmd_facts(args: argparse.Namespace) -> int:
     outcome_holder: list[RunOutcome] = []
     code = run_playbook(args, _adhoc("facts", "", {}, gather=True), pattern=args.pattern,
                          extra_reporter=recorder, outcome=outcome_holder)
-    if outcome_holder and not args.json:
+    if outcome_holder:
         facts = {name: state.facts for name, state in outcome_holder[0].hosts.items() if state.facts}
-        print(json.dumps(facts, indent=2, sort_keys=True))
-    return code
-
-
-def cmd_inventory(args: argparse.Namespace) -> int:
-    import json
-
-    inventory = load_inventory(args)
-    if args.host:
-        if args.explain:
-            _print_explain(inventory, args.host, args.show_secrets)
+        if args.json:  # in the event stream: one line per host
+            for name, values in facts.items():
+                print(json.dumps({"event": "facts", "host": name, "facts": values}, sort_keys=True, default=str))
         else:
-            print(json.dumps(inventory.host_vars(args.host, show_secrets=args.show_secrets), indent=4,
-                             sort_keys=True, default=str))
-    elif args.graph:
-        _print_graph(inventory)
-    else:
-        print(json.dumps(inventory.to_ansible_list(show_secrets=args.show_secrets), indent=4, sort_keys=True,
-                         default=str))
-    return 0
+            print(json.dumps(facts, indent=2, sort_keys=True, default=str))
+    return code
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -269,9 +270,12 @@ def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str |
     options = run_options(args, pattern)
     inventory = load_inventory(args)
     redactor: Redactor = args.redactor
-    reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor)
+    reporter = build_reporter(json_output=args.json, verbosity=args.verbose, redactor=redactor,
+                              progress=not getattr(args, "no_progress", False))
     if extra_reporter is not None:
         reporter = MultiReporter(reporter, extra_reporter)
+    for warning in inventory.warnings:
+        reporter.warning(warning)
     runner = Runner(inventory, options, reporter, redactor=redactor)
     runner.prepare(playbook)
     with interrupts(runner.interrupt):
@@ -285,6 +289,7 @@ def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str |
 
 
 def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
+    from .run_habits import run_option_values
     from .runner import RunOptions
     from .variables import parse_extra_vars
 
@@ -311,6 +316,7 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
         extra_vars=parse_extra_vars(args.extra_vars), verbosity=args.verbose,
         known_hosts=tuple(known_hosts), ssh_config=args.ssh_config, become_password=password,
         connect_timeout=args.connect_timeout, project_dir=Path.cwd(), force_handlers=args.force_handlers,
+        **run_option_values(args),
     )
 
 
@@ -324,8 +330,9 @@ def load_inventory(args: argparse.Namespace) -> Inventory:
 
     source = args.inventory
     if not Path(source).exists() and "," not in source:
-        raise InventoryError(f"inventory {source} not found",
-                             hint="pass -i FILE, set PROVISION_INVENTORY, or run `provision init DIR` to start one")
+        from .run_habits import missing_inventory_hint
+
+        raise InventoryError(f"inventory {source} not found", hint=missing_inventory_hint(source))
     return Inventory.load(source)
 
 
@@ -385,30 +392,14 @@ def _print_outputs(recorder: _Recorder, redactor: Redactor) -> None:
                 print(redactor(text))
 
 
-def _print_explain(inventory: Inventory, host: str, show_secrets: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def parse_words(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """Parse; an unknown option is reported with the usage of the sub-command it was given to."""
+    args, unknown = parser.parse_known_args(words)
+    if unknown:
+        from .run_habits import innermost_parser
 
-    from .variables import explain_rows
-
-    table = Table(title=f"variables of {host}, highest level wins", title_justify="left")
-    for column in ("variable", "value", "level", "source"):
-        table.add_column(column, overflow="fold")
-    for row in explain_rows(inventory.explain(host), show_secrets=show_secrets):
-        table.add_row(*(str(cell) for cell in row))
-    Console().print(table)
-
-
-def _print_graph(inventory: Inventory) -> None:
-    def walk(name: str, depth: int) -> None:
-        print("  " * depth + f"@{name}:")
-        group = inventory.groups[name]
-        for child in sorted(group.children):
-            walk(child, depth + 1)
-        for host in group.hosts:
-            print("  " * (depth + 1) + f"|--{host}")
-
-    walk("all", 0)
+        innermost_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -420,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in words and words[:1] == ["run"]:
         cut = words.index("--")
         words, command = words[:cut], words[cut + 1:]
-    args = parser.parse_args(words)
+    args = parse_words(parser, words)
     if command is not None:
         args.cmd = [*args.cmd, *command]
     from .secrets import Redactor
@@ -433,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     verbosity = getattr(args, "verbose", 0)
     try:
+        from .vaultkeys import keyring_from_args, use_keyring
+
+        use_keyring(keyring_from_args(args, args.redactor))  # before anything loads YAML
         return int(args.func(args))
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -441,12 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # every error a person sees is printed cleanly, with its exit code
-        from rich.console import Console
-
         from .errors import ProvisionError
-        from .output import render_error
+        from .output import make_console, render_error
 
-        render_error(Console(stderr=True), exc, verbosity, redactor=args.redactor)
+        render_error(make_console(stderr=True), exc, verbosity, redactor=args.redactor)
         return exc.exit_code if isinstance(exc, ProvisionError) else 1
 
 

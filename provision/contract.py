@@ -349,6 +349,8 @@ class Module:
             raw = {}
         if isinstance(raw, str) and cls.free_form:
             raw = {cls.free_form: raw}
+        elif isinstance(raw, str):
+            raw = key_value_args(raw, cls.canonical_names()) or raw
         if not isinstance(raw, Mapping):
             expected = f"a mapping of arguments or a string for {cls.free_form!r}" if cls.free_form else "a mapping"
             raise ArgumentError(f"module {cls.name!r} takes {expected}, got {type(raw).__name__}")
@@ -398,3 +400,17 @@ class Module:
 def type_name(kind: type) -> str:
     """Human name of an argument type, for help and errors."""
     return _TYPE_NAMES.get(kind, kind.__name__)
+
+
+def key_value_args(text: str, names: Mapping[str, str]) -> dict[str, str] | None:
+    """Ansible's one-line ``name=value name2="two words"`` form, when every name is an argument."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return None
+    pairs = [word.partition("=") for word in words]
+    if not pairs or any(not sep or key not in names for key, sep, _ in pairs):
+        return None
+    return {key: value for key, _, value in pairs}

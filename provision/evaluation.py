@@ -8,6 +8,7 @@ neither imports the other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,9 +92,18 @@ class TaskEvaluation:
         self.host.set_runtime(values, source)
         self.layers.push(RUNTIME, source, values)
 
-    def item_scope(self, task: Task, variables: dict[str, Any], item: Any) -> dict[str, Any]:
-        """The variables of one loop item (the task's own when it has no loop)."""
-        return variables if item is NO_ITEM else {**variables, task.loop_var: item}
+    def item_scope(self, task: Task, variables: dict[str, Any], item: Any, *, index: int = 0,
+                   items: list[Any] | None = None) -> dict[str, Any]:
+        """The variables of one loop item (the task's own when it has no loop), with loop_control's."""
+        if item is NO_ITEM:
+            return variables
+        scope = {**variables, task.loop_var: item, "ansible_loop_var": task.loop_var}
+        if task.loop_index_var:
+            scope[task.loop_index_var] = index
+            scope["ansible_index_var"] = task.loop_index_var
+        if task.loop_extended and truthy(self.shared.templar.render_value(task.loop_extended, variables)):
+            scope["ansible_loop"] = loop_details(items or [item], index)
+        return scope
 
     def loop_items(self, task: Task, variables: dict[str, Any]) -> list[Any]:
         """The rendered loop, or one pseudo-item for a task without a loop."""
@@ -135,11 +145,23 @@ class TaskEvaluation:
     def item_label(self, task: Task, scope: dict[str, Any], item: Any) -> str:
         if task.loop_label is not None:
             return str(self.shared.templar.render_value(task.loop_label, scope))
-        return str(item) if not isinstance(item, dict) else str(item.get("name", item))
+        if isinstance(item, dict) and "name" in item:
+            return str(item["name"])
+        return json.dumps(item, default=str) if isinstance(item, dict | list) else str(item)
 
 
 NO_ITEM: Any = object()  # the one pseudo-item of a task without a loop
 SINGLE: list[Any] = [NO_ITEM]
+
+
+def loop_details(items: list[Any], index: int) -> dict[str, Any]:
+    """``ansible_loop`` of ``loop_control: {extended: true}``, as Ansible fills it."""
+    length = len(items)
+    return {
+        "allitems": items, "index": index + 1, "index0": index, "revindex": length - index,
+        "revindex0": length - index - 1, "first": index == 0, "last": index == length - 1, "length": length,
+        "previtem": items[index - 1] if index else None, "nextitem": items[index + 1] if index + 1 < length else None,
+    }
 
 
 def truthy(value: Any) -> bool:

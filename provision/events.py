@@ -22,6 +22,7 @@ class PlayStarted:
     batch: int = 1
     batches: int = 1
     check: bool = False
+    tasks: int = 0  # tasks each host will run in this play (tags applied), for progress
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class TaskDone:
     handler: bool = False
     check: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    item_value: Any = None  # the loop item itself (``item`` is its label), for --json
 
     @property
     def changed(self) -> bool:

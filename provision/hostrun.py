@@ -8,6 +8,7 @@ lives in ``runner.py``. How a task is evaluated (its variables, loop, conditions
 
 from __future__ import annotations
 
+import fnmatch
 import time
 import traceback
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class HostRun:
         self.shared = shared
         self.evaluation = TaskEvaluation(play, host, shared, layers)
         self.notified: list[str] = []
+        self.shown_names: dict[int, str] = {}  # task id -> its rendered name
         self.failed = False
         self.ended = False
         self.lookahead = Lookahead(self.evaluation)
@@ -114,13 +116,16 @@ class HostRun:
     def run_task(self, task: Task, *, handler: bool = False) -> None:
         if not handler and not self.evaluation.selected(task):
             return
+        if not handler and not self._reached_start(task):
+            return
         if _module_class(task).steers_run:
             self._meta(task)
             return
         variables = self.evaluation.variables(task)
         inherited = self.evaluation.inherited.get(task.id, Inherited())
         conditions = [*inherited.when, *task.when]
-        self.shared.reporter.task_started(TaskStarted(self.host.name, task.name, task.module or ""))
+        self.shown_names[task.id] = self._shown_name(task, variables)
+        self.shared.reporter.task_started(TaskStarted(self.host.name, self.shown_names[task.id], task.module or ""))
         try:
             items = self.evaluation.loop_items(task, variables)
         except ProvisionError as exc:
@@ -130,10 +135,13 @@ class HostRun:
                                                                                            variables))
             return
         results: list[tuple[TaskResult, Any]] = []
-        for item in items:
+        pause = float(self.shared.templar.render_value(task.loop_pause, variables) or 0) if task.loop_pause else 0.0
+        for index, item in enumerate(items):
             if self.shared.cancel.is_set() or self.host.unreachable:
                 break
-            scope = self.evaluation.item_scope(task, variables, item)
+            if index and pause and self.shared.cancel.wait(pause):
+                break
+            scope = self.evaluation.item_scope(task, variables, item, index=index, items=items)
             started = time.monotonic()
             result = self._execute_item(task, scope, conditions, inherited)
             if self.host.unreachable:
@@ -141,7 +149,7 @@ class HostRun:
             results.append((result, item))
             ignored = result.status == "failed" and self.evaluation.ignored(task, inherited, scope)
             self._report(task, result, time.monotonic() - started, None if item is NO_ITEM else
-                         self.evaluation.item_label(task, scope, item), handler, ignored)
+                         self.evaluation.item_label(task, scope, item), handler, ignored, item_value=item)
         if self.host.unreachable:
             return
         outcome = _aggregate(results, looped=items is not SINGLE)
@@ -262,14 +270,36 @@ class HostRun:
 
     # -- helpers -----------------------------------------------------------------------------------
 
+    def _shown_name(self, task: Task, variables: dict[str, Any]) -> str:
+        """The task's name rendered (``install {{ app }}``); as written when it cannot be (``{{ item }}``)."""
+        if "{" not in task.name:
+            return task.name
+        try:
+            return str(self.shared.templar.render_string(task.name, variables, source=task.source, what="name"))
+        except ProvisionError:
+            return task.name
+
     def _report(self, task: Task, result: TaskResult, duration: float, item: str | None, handler: bool,
-                ignored: bool) -> None:
+                ignored: bool, *, item_value: Any = None) -> None:
         data = {} if task.no_log else result.data
         msg = "(output hidden: no_log)" if task.no_log and result.msg else result.msg
         self.shared.reporter.task_done(TaskDone(
-            host=self.host.name, task=task.name, module=task.module or "", status=result.status,
-            msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item, ignored=ignored,
-            handler=handler, check=self.shared.options.check, data=data))
+            host=self.host.name, task=self.shown_names.get(task.id, task.name), module=task.module or "",
+            status=result.status, msg=msg, diff=None if task.no_log else result.diff, duration=duration, item=item,
+            ignored=ignored, handler=handler, check=self.shared.options.check, data=data,
+            item_value=None if task.no_log else item_value))
+        # A module's warnings (e.g. a certificate about to expire) are shown as warning lines/events.
+        for warning in [] if task.no_log else result.data.get("warnings") or []:
+            self.shared.reporter.warning(str(warning), host=self.host.name)
+
+    def _reached_start(self, task: Task) -> bool:
+        """--start-at-task: False for the tasks before the first one whose name matches (a glob)."""
+        pattern = self.shared.options.start_at_task
+        if pattern is None or self.host.reached_start:
+            return True
+        if task.name == pattern or fnmatch.fnmatchcase(task.name, pattern):
+            self.host.reached_start = True
+        return self.host.reached_start
 
     def _meta(self, task: Task) -> None:
         action = task.args.get("action")

@@ -1,4 +1,4 @@
-"""The inventory: hosts, groups and their variables, read from Ansible's YAML inventory shape.
+"""The inventory: hosts, groups and their variables, read from Ansible's YAML (or INI) inventory.
 
     all:
       vars: {...}
@@ -27,6 +27,7 @@ from typing import Any
 from .connspec import ConnectionSpec, connection_spec
 from .errors import InventoryError, Source
 from .hostpatterns import ALL, UNGROUPED, expand_host_range, parse_host_address, select_hosts
+from .inventory_checks import name_clashes, refuse_typed_names
 from .variables import (
     GROUP_VARS,
     GROUP_VARS_ALL,
@@ -119,7 +120,9 @@ class Inventory:
             raise InventoryError(
                 f"{path} is a directory", hint="point -i at the inventory YAML file inside it"
             )
-        data = load_yaml(path, error=InventoryError)
+        from .inventory_ini import load_ini, looks_like_ini
+
+        data = load_ini(path) if looks_like_ini(path) else load_yaml(path, error=InventoryError)
         return cls.from_data(data, path.parent, file=str(path))
 
     @classmethod
@@ -134,12 +137,14 @@ class Inventory:
             raise InventoryError(
                 f"an inventory must be a mapping of group names, not a {_kind(data)}",
                 source=getattr(data, "source", None) or Source(file),
-                hint="write 'all:' with 'hosts:' and 'children:' (INI inventories are not read: convert "
-                "one with 'ansible-inventory -i FILE --list --yaml')",
+                hint="write 'all:' with 'hosts:' and 'children:' (an INI inventory is read as INI when "
+                "its name ends in .ini or its first line is a host or a [section])",
             )
+        refuse_typed_names(data, file)
         for name, body in data.items():
             inventory._parse_group(name, body, None, _key_source(data, name, file))
         inventory._finish()
+        inventory.warnings.extend(name_clashes(inventory.groups, inventory.hosts))
         return inventory
 
     @classmethod

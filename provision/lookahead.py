@@ -137,8 +137,9 @@ class Lookahead:
         inherited = self.run.inherited[task.id]
         conditions = [*inherited.when, *task.when]
         keys: list[ProbeKey] = []
-        for item in self.run.loop_items(task, variables):
-            scope = self.run.item_scope(task, variables, item)
+        items = self.run.loop_items(task, variables)
+        for index, item in enumerate(items):
+            scope = self.run.item_scope(task, variables, item, index=index, items=items)
             if not self.run.conditions_hold(task, conditions, scope):
                 continue
             args = cls.coerce(self.run.shared.templar.render_value(task.args, scope))

@@ -30,6 +30,8 @@ TASK_KEYS = {
     "delegate_to", "vars", "no_log", "listen", "check_mode", "timeout", "block", "rescue", "always",
 }
 INCLUDE_KEYS = {"include", "include_tasks", "import_tasks"}
+LOOP_CONTROL_KEYS = {"loop_var", "label", "index_var", "pause", "extended", "extended_allitems"}
+PLAYBOOK_INCLUDE_KEYS = {"import_playbook", "include"}  # `include:` of a playbook: Ansible's old spelling
 
 _ids = itertools.count(1)
 
@@ -50,6 +52,9 @@ class Task:
     loop: Any = None
     loop_var: str = "item"
     loop_label: str | None = None
+    loop_index_var: str | None = None
+    loop_pause: Any = None
+    loop_extended: Any = False
     become: Any = None
     become_user: Any = None
     ignore_errors: Any = False
@@ -100,6 +105,7 @@ class Play:
     post_tasks: list[Task] = field(default_factory=list)
     handlers: list[Task] = field(default_factory=list)
     base_dir: Path = Path(".")
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -117,8 +123,46 @@ def load_playbook(path: Path | str) -> Playbook:
     if not isinstance(data, list) or not data:
         raise PlaybookError("a playbook is a non-empty list of plays", source=Source(str(path), 1),
                             hint="start the file with '- name: ...' and 'hosts: ...'")
-    plays = [_parse_play(item, path) for item in data]
-    return Playbook(path, plays)
+    return Playbook(path, _parse_plays(data, path, (path.resolve(),)))
+
+
+def _parse_plays(data: list[Any], path: Path, seen: tuple[Path, ...]) -> list[Play]:
+    plays: list[Play] = []
+    for item in data:
+        key = next((k for k in PLAYBOOK_INCLUDE_KEYS if isinstance(item, Mapping) and k in item), None)
+        if key is not None and "hosts" not in item:
+            plays.extend(_import_playbook(item, key, path, seen))
+        else:
+            plays.append(_parse_play(item, path))
+    return plays
+
+
+def _import_playbook(raw: Mapping[str, Any], key: str, path: Path, seen: tuple[Path, ...]) -> list[Play]:
+    """``- import_playbook: other.yml`` (with optional name, vars, tags): its plays, in place."""
+    where = source_of(raw) or Source(str(path))
+    extra = set(raw) - {key, "name", "vars", "tags"}
+    if extra:
+        raise PlaybookError(f"{key} takes only name, vars and tags, not {sorted(extra)}", source=where)
+    target = raw[key]
+    if not isinstance(target, str) or not target:
+        raise PlaybookError(f"{key} needs a playbook file name", source=where)
+    file = (path.parent / target).resolve()
+    if file in seen:
+        raise PlaybookError(f"{target} imports itself", source=where)
+    if not file.exists():
+        raise PlaybookError(f"imported playbook not found: {file}", source=where,
+                            hint="the path is relative to the importing playbook")
+    data = load_yaml(file, error=PlaybookError)
+    if not isinstance(data, list) or not data:
+        raise PlaybookError("a playbook is a non-empty list of plays", source=Source(str(file), 1))
+    plays = _parse_plays(data, file, (*seen, file))
+    variables, tags = _mapping(raw, "vars", where), _tags(raw.get("tags"))
+    for play in plays:
+        play.vars = {**variables, **play.vars}
+        play.tags = play.tags | tags
+        for task in walk_tasks([*play.pre_tasks, *play.tasks, *play.post_tasks]):
+            task.tags = task.tags | tags
+    return plays
 
 
 def _parse_play(raw: Any, path: Path) -> Play:
@@ -147,6 +191,7 @@ def _parse_play(raw: Any, path: Path) -> Play:
         base_dir=base,
     )
     play_tags = _tags(raw.get("tags"))
+    play.tags = play_tags
     for key in ("pre_tasks", "tasks", "post_tasks"):
         setattr(play, key, parse_tasks(raw.get(key), path, inherited_tags=play_tags, where=where))
     play.handlers = parse_tasks(raw.get("handlers"), path, where=where, handlers=True)
@@ -226,8 +271,15 @@ def _fill_keywords(task: Task, raw: Mapping[str, Any], where: Source) -> None:
     control = raw.get("loop_control") or {}
     if not isinstance(control, Mapping):
         raise PlaybookError("loop_control must be a mapping (loop_var, label)", source=where)
+    for key in control:
+        if key not in LOOP_CONTROL_KEYS:
+            raise PlaybookError(f"unknown loop_control field {key!r}", source=_key_source(raw, "loop_control", where),
+                                hint=f"loop_control takes {', '.join(sorted(LOOP_CONTROL_KEYS))}")
     task.loop_var = str(control.get("loop_var", "item"))
     task.loop_label = control.get("label")
+    task.loop_index_var = _identifier(control.get("index_var"), "loop_control.index_var", where)
+    task.loop_pause = control.get("pause")
+    task.loop_extended = control.get("extended", False)
     task.become = raw.get("become")
     task.become_user = raw.get("become_user")
     task.ignore_errors = raw.get("ignore_errors", False)

@@ -40,6 +40,7 @@ _REGISTRY: dict[str, str] = {
     "ping": "control:Ping",
     "mariadb": "mariadb:MariaDB",
     "site": "site:Site",
+    "certificate": "certificate:Certificate",
 }
 
 _loaded: dict[str, type[Module]] = {}

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,23 @@ from .errors import (
 from .events import PlayStarted, Recap, Reporter, TaskDone
 from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
-from .inventory import Host, Inventory, connection_spec, host_magic
+from .inventory import ConnectionSpec, Host, Inventory, connection_spec, host_magic
 from .playbook import Play, Playbook, walk_tasks
+from .playbook_listing import selected_task_count
+from .playbook_vars import add_playbook_vars
 from .registry import get_module
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
 from .templating import Templar, is_template
 from .variables import DEFAULTS, EXTRA_VARS, FACTS, MAGIC, PLAY_VARS, VARS_FILES, VariableLayers
 from .yamlfile import load_yaml
+
+
+def command_line_defaults(spec: ConnectionSpec, options: RunOptions) -> ConnectionSpec:
+    """-u, --private-key, -b, --become-user fill in what the inventory leaves unset, as in Ansible."""
+    return replace(spec, user=spec.user or options.remote_user,
+                   private_key_file=spec.private_key_file or options.private_key_file,
+                   become=spec.become or options.become, become_user=spec.become_user or options.become_user)
 
 
 @dataclass
@@ -103,6 +112,8 @@ class Runner:
         templar = Templar(template_search_path(self.options.project_dir, base))
         self.shared = RunShared(options=self.options, templar=templar, reporter=self.reporter,
                                 redactor=self.redactor, file_dirs=[base, self.options.project_dir])
+        for warning in add_playbook_vars(self.inventory, base):
+            self.reporter.warning(warning)
         limit = {h.name for h in self.inventory.select(self.options.limit)} if self.options.limit else None
         self._limit = limit
         if limit is not None and not limit:
@@ -142,6 +153,7 @@ class Runner:
                                              hostvars=self._hostvars))
         try:
             spec = connection_spec(host.name, templar.variables(layers.merged()))
+            spec = command_line_defaults(spec, self.options)
         except ProvisionError as exc:
             raise InventoryError(str(exc.message), source=exc.source or host.source, hint=exc.hint) from None
         return HostState(host, spec, layers)
@@ -206,7 +218,7 @@ class Runner:
             offset += size
             self.shared.batch = BatchControl(len(batch), play.max_fail_percentage, play.any_errors_fatal)
             self.reporter.play_started(PlayStarted(play.name, tuple(h.name for h in batch), number, len(batches),
-                                                   self.options.check))
+                                                   self.options.check, tasks=selected_task_count(play, self.options)))
             workers = max(1, min(self.options.forks, len(batch)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
                 list(pool.map(lambda state: self._run_host(play, state), batch))

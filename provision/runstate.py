@@ -37,6 +37,12 @@ class RunOptions:
     connect_timeout: float = 10.0
     force_handlers: bool = False
     project_dir: Path = Path(".")
+    # Ansible's -u, --private-key, -b, --become-user: below the inventory's own settings.
+    remote_user: str | None = None
+    private_key_file: str | None = None
+    become: bool = False
+    become_user: str | None = None
+    start_at_task: str | None = None
 
 
 class BatchControl:
@@ -98,6 +104,8 @@ class HostState:
         self.stats = HostStats()
         self.unreachable = False
         self.failed = False
+        # --start-at-task: tasks before the first one of that name are passed over, across plays.
+        self.reached_start = False
         self._connection: Connection | None = None
         self._lock = threading.Lock()
 

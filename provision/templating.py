@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 
 from .errors import Source, TemplateError
+from .frappe_ports import nginx_site_ports
 
 _MARKERS = ("{{", "{%")
 _MAX_DEPTH = 20
@@ -333,6 +334,7 @@ FILTERS: dict[str, Any] = {
     "hash": _hash,
     "mandatory": _mandatory,
     "ternary": _ternary,
+    "nginx_site_ports": nginx_site_ports,
 }
 
 def _version_key(text: Any) -> tuple[int, ...]:

@@ -3,7 +3,8 @@
 Inventories, playbooks and vars files are read through ``load_yaml``: mappings come back as
 ``YamlDict`` and sequences as ``YamlList``, each knowing its file and line, so that a later
 validation error can name ``file:line``. A scalar tagged ``!secret`` becomes a ``Secret`` string,
-redacted in every output.
+redacted in every output; so does a ``!vault`` scalar (decrypted), and every value of a file that
+is a vault as a whole (see ``vaultkeys``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 
 from .errors import InputError, Source
 from .secrets import Secret
+from .yaml_hints import yaml_hint
 
 
 class YamlDict(dict[str, Any]):
@@ -22,6 +24,7 @@ class YamlDict(dict[str, Any]):
 
     source: Source | None = None
     key_sources: dict[str, Source]
+    typed_keys: dict[str, Any]  # keys YAML read as numbers, booleans or null, by their str()
 
     def source_of(self, key: str) -> Source | None:
         """The line of ``key`` if known, else of the mapping itself."""
@@ -60,10 +63,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YamlDict:
             raise yaml.constructor.ConstructorError(
                 None, None, f"unhashable or complex key {key!r}", key_node.start_mark
             )
-        key = str(key) if not isinstance(key, str) else key
+        if not isinstance(key, str):  # kept, so a host name YAML read as 1.5, true or null can be refused
+            result.typed_keys = {**getattr(result, "typed_keys", {}), str(key): key}
+            key = str(key)
         if key in result:
+            first = result.key_sources[key].line
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {key!r} (also on line {first})", key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_sources[key] = _mark(loader, key_node)
@@ -84,9 +90,20 @@ def _construct_secret(loader: _Loader, node: yaml.Node) -> Secret:
     return Secret(loader.construct_scalar(node))
 
 
+def _construct_vault(loader: _Loader, node: yaml.Node) -> Secret:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!vault applies to a single value (paste `provision vault encrypt-string`)", node.start_mark
+        )
+    from .vaultkeys import open_value
+
+    return open_value(loader.construct_scalar(node), _mark(loader, node))
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("!secret", _construct_secret)
+_Loader.add_constructor("!vault", _construct_vault)
 
 
 def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
@@ -104,7 +121,7 @@ def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError
         raise error(
             f"YAML syntax error: {problem}",
             source=Source(filename, line),
-            hint="check indentation and quoting on that line (a value starting with '{{' must be quoted)",
+            hint=yaml_hint(text, line, problem),
         ) from None
     except yaml.YAMLError as exc:
         raise error(f"YAML error: {exc}", source=Source(filename)) from None
@@ -121,4 +138,10 @@ def load_yaml(path: Path | str, *, error: type[InputError] = InputError) -> Any:
         raise error(f"file not found: {path}", hint="check the path, or run from the project directory") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {path}: {exc}") from None
+    from .vault import is_encrypted
+
+    if is_encrypted(text):  # a whole-file vault: every value in it is a secret
+        from .vaultkeys import open_file_text, secret_leaves
+
+        return secret_leaves(parse_yaml(open_file_text(text, str(path)), str(path), error=error))
     return parse_yaml(text, str(path), error=error)

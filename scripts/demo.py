@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
 from provision.lab import Lab, LabSettings  # noqa: E402
+from provision.lab.gitserve import serve_git  # noqa: E402
 
 SITES = {"lab1": ["erp.lab", "shop.lab"], "lab2": ["crm.lab"]}
 
@@ -38,23 +39,19 @@ def main() -> int:
     repos = project / "repos"
     if not repos.exists():
         importlib.import_module("standin").make_app_repos(repos)
-    address = str(settings.gateway)
-    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={repos}",
-                               f"--listen={address}", "--port=9418", str(repos)])
-    try:
-        _wait_git(f"git://{address}:9418/frappe")
-        inventory = project / "inventory.yml"
-        if not inventory.exists():
-            inventory.write_text(_inventory(hosts, lab, f"git://{address}:9418"))
-            inventory.chmod(0o600)
-        print(f"\n$ provision deploy prod -i {inventory}\n", flush=True)
-        deployed = subprocess.run([sys.executable, "-m", "provision", "deploy", "prod", "-i", str(inventory)],
-                                  cwd=project)
-        if deployed.returncode != 0:
-            return deployed.returncode
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
+    # Served for as long as the lab is up (`provision lab down` stops it), so the project can be
+    # deployed again after the demo, as a user would.
+    git = serve_git(settings, repos)
+    _wait_git(f"{git}/frappe")
+    inventory = project / "inventory.yml"
+    if not inventory.exists():
+        inventory.write_text(_inventory(hosts, lab, git))
+        inventory.chmod(0o600)
+    print(f"\n$ provision deploy prod -i {inventory}\n", flush=True)
+    deployed = subprocess.run([sys.executable, "-m", "provision", "deploy", "prod", "-i", str(inventory)],
+                              cwd=project)
+    if deployed.returncode != 0:
+        return deployed.returncode
     print()
     failed = 0
     for host in hosts:
@@ -69,6 +66,9 @@ def main() -> int:
                 failed += 1
                 print(f"{site} on {host.name}: {exc}")
     print("\nexplore: provision lab ssh lab1 -- 'su - frappe -c \"cd frappe-bench && bench --site all list-apps\"'"
+          f"\ndeploy again (converged: 0 changed): provision deploy prod -i {inventory}"
+          f"\n  (the app repositories stay served from {git} while the lab is up; after a reboot:"
+          f" provision lab up {len(hosts)} --serve-git {repos})"
           "\nremove everything: provision lab down")
     return 1 if failed else 0
 

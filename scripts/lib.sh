@@ -19,7 +19,7 @@ retry() {
 SYSTEM_PACKAGES=(
   openssh-server openssh-client sudo git curl rsync ca-certificates procps iproute2 python3-venv
   mariadb-server mariadb-client redis-server nginx supervisor nodejs logrotate openssl cron tar gzip
-  mmdebstrap debootstrap apt-cacher-ng tini
+  mmdebstrap debootstrap apt-cacher-ng tini pebble
 )
 
 install_system_packages() {

@@ -39,8 +39,12 @@ def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     up.add_argument("--base", choices=BASE_RECIPES, default="fresh",
                     help="base image: fresh = a freshly installed Debian server (default)")
     up.add_argument("--password-host", action="append", default=[], metavar="NAME",
-                    help="also start host NAME that accepts only a password for root (for onboarding tests); "
-                         "its password is in <state>/hosts/NAME/root-password (mode 600). Repeatable.")
+                    help="also start host NAME that accepts only a password for root, like a fresh cloud VPS "
+                         "(no authorized key, a 50-cloud-init.conf turning password login on; for onboarding "
+                         "tests); its password is in <state>/hosts/NAME/root-password (mode 600). Repeatable.")
+    up.add_argument("--serve-git", metavar="DIR",
+                    help="also serve the git repositories under DIR at git://<bridge address>:9418/NAME "
+                         "until `lab down` (lab hosts reach nothing outside the lab)")
     up.add_argument("--proxy-port", type=int, default=DEFAULT_PROXY_PORT,
                     help=f"port of the lab proxy on the bridge address (default {DEFAULT_PROXY_PORT})")
 
@@ -69,6 +73,12 @@ def run_lab(args: argparse.Namespace) -> int:
         for host in hosts:
             print(f"{host.name}\t{host.address}\t{host.profile}")
         print(f"inventory: {lab.inventory}\nssh: ssh -F {lab.ssh_config} {hosts[0].name if hosts else 'lab1'}")
+        if args.serve_git:
+            from pathlib import Path
+
+            from provision.lab.gitserve import serve_git
+
+            print(f"git: {serve_git(settings, Path(args.serve_git))}")
         return 0
     if args.lab_command == "down":
         lab.down(purge=args.purge)
@@ -82,6 +92,10 @@ def run_lab(args: argparse.Namespace) -> int:
             state = f"running (pid {item.pid})" if item.running else "stopped"
             print(f"{item.host.name}\t{item.host.address}\t{item.host.profile}\t{state}")
         print(f"proxy\t{settings.gateway}\t{'running' if status.proxy_running else 'stopped'}")
+        from provision.lab.gitserve import git_served, record_file
+
+        if record_file(settings).exists():
+            print(f"git\t{settings.gateway}\t{'running' if git_served(settings) else 'stopped'}")
         return 0 if all(item.running for item in status.hosts) else 1
     if args.lab_command == "ssh":
         remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote

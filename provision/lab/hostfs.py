@@ -64,6 +64,8 @@ def prepare_host(host: LabHost, files: HostFiles) -> None:
     layer.write("etc/hostname", f"{host.name}\n")
     layer.write("etc/hosts", render.render_etc_hosts(host.name, files.addresses, files.gateway))
     layer.write("etc/ssh/sshd_config.d/90-lab.conf", render.render_sshd_config(host.profile))
+    if host.profile == "password":  # a fresh cloud VPS: its password login comes from cloud-init's drop-in
+        layer.write("etc/ssh/sshd_config.d/50-cloud-init.conf", render.CLOUD_INIT_SSHD, mode=0o600)
     layer.write("usr/local/sbin/lab-sshd", SSHD_LOOP, mode=0o755)
     layer.write("etc/default/ssh", f'SSHD_OPTS="-E {SSHD_LOG}"\n')
     # No init system: let package scripts start their services, as on a container-based server. (Written per

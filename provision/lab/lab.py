@@ -17,6 +17,7 @@ from pathlib import Path
 from provision.errors import LabError
 from provision.lab import network, render
 from provision.lab.base import RECIPES, ensure_base, remove_stale_bases, wait_for_lock
+from provision.lab.gitserve import stop_git
 from provision.lab.hostfs import HostFiles, hash_password, prepare_host, write_live_file
 from provision.lab.launch import init_pid, start_host, stop_hosts, wait_for_sshd
 from provision.lab.mirror import AptSource, machine_sources
@@ -119,6 +120,7 @@ class Lab:
         check_machine()
         with self._locked():
             state = load_state(s.state_file, str(s.subnet))
+            stop_git(s)  # what `up --serve-git` started
             stop_hosts([r.process for r in state.hosts.values() if r.process])
             for name, record in list(state.hosts.items()):
                 network.delete_netns(record.netns, recorded_id=record.netns_id)

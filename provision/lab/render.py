@@ -93,7 +93,11 @@ def render_etc_hosts(hostname: str, addresses: Mapping[str, str], gateway: str) 
 
 
 def render_sshd_config(profile: str) -> str:
-    """The lab's sshd drop-in; ``password`` hosts take only a password for root (as a fresh VPS does)."""
+    """The lab's sshd drop-in; ``password`` hosts take only a password for root (as a fresh VPS does).
+
+    A password host keeps public key authentication on (sshd's default, as on a cloud image) but has no
+    authorized key for anyone, so a root password is the only way in until someone installs a key.
+    """
     lines = [
         "# Written by provision lab. Earlier drop-ins (lower names) win: sshd keeps the first value it reads.",
         "LogLevel VERBOSE",
@@ -103,10 +107,15 @@ def render_sshd_config(profile: str) -> str:
         "KbdInteractiveAuthentication no",
     ]
     if profile == "password":
-        lines += ["PermitRootLogin yes", "PasswordAuthentication yes", "PubkeyAuthentication no"]
+        lines += ["PermitRootLogin yes", "PasswordAuthentication yes"]
     else:
         lines += ["PermitRootLogin prohibit-password", "PasswordAuthentication no", "PubkeyAuthentication yes"]
     return "\n".join(lines) + "\n"
+
+
+# What cloud-init writes on a cloud image whose user data enables password login (cloud-init#5934): sshd keeps the
+# first value it reads, so this beats any later drop-in that turns password login off.
+CLOUD_INIT_SSHD = "PasswordAuthentication yes\n"
 
 
 def render_proxy_config(*, cache_dir: Path, log_dir: Path, run_dir: Path, address: str, port: int,

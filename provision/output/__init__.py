@@ -18,6 +18,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from provision.events import Reporter
     from provision.output.console import ConsoleReporter
     from provision.output.error_report import render_error
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from provision.output.multi import MultiReporter
     from provision.secrets import Redactor
 
-__all__ = ["ConsoleReporter", "JsonReporter", "MultiReporter", "build_reporter", "render_error"]
+__all__ = ["ConsoleReporter", "JsonReporter", "MultiReporter", "build_reporter", "make_console", "render_error"]
 
 _LAZY = {
     "ConsoleReporter": "provision.output.console",
@@ -41,17 +43,32 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_reporter(*, json_output: bool, verbosity: int, redactor: Redactor) -> Reporter:
+def build_reporter(*, json_output: bool, verbosity: int, redactor: Redactor, progress: bool = True) -> Reporter:
     """The reporter for the CLI: the console on stdout, or NDJSON on stdout and people on stderr."""
-    from rich.console import Console
-
     from provision.output.console import ConsoleReporter
     from provision.output.jsonstream import JsonReporter
     from provision.output.multi import MultiReporter
 
     if not json_output:
-        return ConsoleReporter(Console(), verbosity=verbosity, redactor=redactor)
+        return ConsoleReporter(make_console(), verbosity=verbosity, redactor=redactor, progress=progress)
     return MultiReporter(
         JsonReporter(sys.stdout, redactor=redactor),
-        ConsoleReporter(Console(stderr=True), verbosity=verbosity, redactor=redactor),
+        ConsoleReporter(make_console(stderr=True), verbosity=verbosity, redactor=redactor, progress=progress),
     )
+
+
+# Off a terminal (CI logs, pipes) lines are not wrapped: a path or an error split at column 80
+# cannot be searched for or copied. A wide console only wraps what is longer than this.
+UNWRAPPED_WIDTH = 100_000
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for people: the terminal's width on a terminal, no hard wrap elsewhere."""
+    import os
+
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, width=UNWRAPPED_WIDTH)
+    return console

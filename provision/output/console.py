@@ -12,6 +12,7 @@ from rich.text import Text
 
 from provision.events import HostUnreachable, PlayStarted, Recap, TaskDone, TaskStarted
 from provision.output import render
+from provision.output.progress import Heartbeat, ProgressTracker, live_view
 from provision.output.redact import scrub_data, scrub_text
 from provision.secrets import Redactor
 
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
 # Longer host names still print whole; they just stop widening the column for everyone.
 MAX_HOST_WIDTH = 24
-# The live view lists at most this many running hosts, then "+N more".
-MAX_LIVE_ROWS = 12
 
 
 class ConsoleReporter:
@@ -34,6 +33,8 @@ class ConsoleReporter:
         redactor: scrubs every string before it is written.
         live: show the transient "who runs what" view; ``None`` means only on a terminal.
             It is never shown when the console is not a terminal.
+        progress: task N of M and the overall bar in the live view, or, off a terminal, a plain
+            line for a task still running after a minute (``--no-progress``: neither, no live view).
     """
 
     def __init__(
@@ -43,19 +44,22 @@ class ConsoleReporter:
         verbosity: int = 0,
         redactor: Redactor | None = None,
         live: bool | None = None,
+        progress: bool = True,
     ) -> None:
         self.console = console
         self.verbosity = verbosity
         self.redactor = redactor if redactor is not None else Redactor()
-        self._live_wanted = live is not False and console.is_terminal and not console.is_dumb_terminal
+        self._live_wanted = (progress and live is not False and console.is_terminal
+                             and not console.is_dumb_terminal)
+        self._heartbeat_wanted = progress and not console.is_terminal
         self._lock = threading.RLock()
         self._live: Live | None = None
         self._host_width = 0
         self._play_check = False
         self._printed = False
-        self._running: dict[str, tuple[str, str, float]] = {}
-        # Read by the live view's refresh thread without our lock (see _live_view).
-        self._running_snapshot: tuple[tuple[str, str, str, float], ...] = ()
+        # Its snapshot is read by the live view's refresh thread without our lock (see _live_view).
+        self._progress = ProgressTracker()
+        self._heartbeat: Heartbeat | None = None
 
     def play_started(self, event: PlayStarted) -> None:
         hosts = tuple(self._text(host) for host in event.hosts)
@@ -63,23 +67,28 @@ class ConsoleReporter:
         with self._lock:
             self._host_width = min(max((len(host) for host in hosts), default=0), MAX_HOST_WIDTH)
             self._play_check = event.check
+            self._progress.play(hosts, event.tasks)
             if self._printed:
                 self._print(Text(""))
             self._print(header)
 
     def task_started(self, event: TaskStarted) -> None:
         with self._lock:
-            self._running[event.host] = (self._text(event.task), self._text(event.module), time.monotonic())
-            self._update_snapshot()
+            self._progress.task_started(self._text(event.host), self._text(event.task), self._text(event.module))
             if self._live_wanted and self._live is None:
                 self._start_live()
+            elif self._heartbeat_wanted and self._heartbeat is None:
+                self._heartbeat = Heartbeat(self._progress, self._print_locked, host_width=lambda: self._host_width)
+                self._heartbeat.start()
 
     def task_done(self, event: TaskDone) -> None:
         event = self._scrubbed(event)
         with self._lock:
             line = render.task_line(event, self._host_width, mark_check=event.check and not self._play_check)
             blocks: list[RenderableType] = [line]
-            if event.msg and (event.status in ("failed", "changed") or self.verbosity >= 1):
+            # debug's message is its whole point: shown at every verbosity, as Ansible does.
+            if event.msg and (event.status in ("failed", "changed") or self.verbosity >= 1
+                              or (event.module == "debug" and event.status == "ok")):
                 blocks.append(render.message_block(event.msg))
             if event.diff:
                 blocks.append(render.diff_block(event.diff))
@@ -103,6 +112,8 @@ class ConsoleReporter:
         hosts = {self._text(name): stats for name, stats in event.hosts.items()}
         with self._lock:
             self._stop_live()
+            if self._heartbeat is not None:
+                self._heartbeat.halt()
             self._print(Text(""))
             for block in render.recap_lines(replace(event, hosts=hosts)):
                 self._print(block)
@@ -110,6 +121,9 @@ class ConsoleReporter:
     def close(self) -> None:
         with self._lock:
             self._stop_live()
+        if self._heartbeat is not None:  # outside the lock: its thread may be waiting for it
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def _text(self, value: object) -> str:
         return scrub_text(self.redactor, value)
@@ -139,14 +153,12 @@ class ConsoleReporter:
         return (console.color_system is None and not console.record and not console.is_terminal
                 and plain.isascii() and plain.isprintable() and len(plain) <= console.width)
 
-    def _forget(self, host: str) -> None:
-        if self._running.pop(host, None) is not None:
-            self._update_snapshot()
+    def _print_locked(self, renderable: RenderableType) -> None:
+        with self._lock:
+            self._print(renderable)
 
-    def _update_snapshot(self) -> None:
-        self._running_snapshot = tuple(
-            (host, task, module, started) for host, (task, module, started) in self._running.items()
-        )
+    def _forget(self, host: str) -> None:
+        self._progress.host_done(host)
 
     def _start_live(self) -> None:
         from rich.live import Live
@@ -169,22 +181,5 @@ class ConsoleReporter:
 
     def _live_view(self) -> RenderableType:
         # Runs on Live's refresh thread while it holds Live's lock; taking self._lock here could
-        # deadlock with a printing thread, so it reads the immutable snapshot instead.
-        rows = self._running_snapshot
-        now = time.monotonic()
-        width = max((len(host) for host, *_ in rows), default=0)
-        lines = [
-            Text.assemble(
-                ("running".ljust(render.LABEL_WIDTH), "blue"),
-                "  ",
-                (host.ljust(width), "bold"),
-                "  ",
-                task,
-                (f" ({module})", "dim"),
-                (f" {render.format_duration(now - started)}", "dim"),
-            )
-            for host, task, module, started in rows[:MAX_LIVE_ROWS]
-        ]
-        if len(rows) > MAX_LIVE_ROWS:
-            lines.append(Text(f"+{len(rows) - MAX_LIVE_ROWS} more hosts running", style="dim"))
-        return Group(*lines)
+        # deadlock with a printing thread, so it reads the tracker's immutable snapshot instead.
+        return live_view(self._progress, time.monotonic())

@@ -35,6 +35,7 @@ class JsonReporter:
                 "batch": event.batch,
                 "batches": event.batches,
                 "check": event.check,
+                "tasks": event.tasks,
             }
         )
 
@@ -53,7 +54,7 @@ class JsonReporter:
                 "diff": event.diff,
                 "msg": event.msg,
                 "duration": round(event.duration, 3),
-                "item": event.item,
+                "item": scrub_data(self.redactor, event.item_value) if event.item_value is not None else event.item,
                 "ignored": event.ignored,
                 "handler": event.handler,
             }

@@ -13,8 +13,9 @@ from ..contract import (
     RenderedTemplate,
     TaskContext,
     TaskResult,
+    key_value_args,
     type_name,
 )
 
 __all__ = ["Arg", "CommandResult", "Fact", "FactReadFailed", "Module", "Plan", "PlanContext", "RenderedTemplate",
-           "TaskContext", "TaskResult", "type_name"]
+           "TaskContext", "TaskResult", "key_value_args", "type_name"]

@@ -23,7 +23,7 @@ class Debug(Module):
     """
 
     name = "debug"
-    args: ClassVar[dict[str, Arg]] = {"msg": Arg(str, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
+    args: ClassVar[dict[str, Arg]] = {"msg": Arg(object, default="Hello world!"), "var": Arg(str), "value": Arg(object)}
 
     def prepare(self, args: dict[str, Any], evaluate: Callable[[str], Any]) -> None:
         if args.get("var"):
@@ -31,8 +31,19 @@ class Debug(Module):
 
     def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
         if args.get("var"):
-            return Plan(f"{args['var']} = {args.get('value')!r}", data={args["var"]: args.get("value")})
-        return Plan(str(args["msg"]))
+            return Plan(_as_yaml({args["var"]: args.get("value")}), data={args["var"]: args.get("value")})
+        msg = args["msg"]
+        return Plan(msg if isinstance(msg, str) else _as_yaml(msg))
+
+
+def _as_yaml(value: Any) -> str:
+    """A list or mapping message shown as block YAML, as people read it."""
+    import json
+
+    import yaml
+
+    plain = json.loads(json.dumps(value, default=str))  # str subclasses and odd objects as plain text
+    return str(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False, allow_unicode=True)).rstrip("\n")
 
 
 class Assert(Module):

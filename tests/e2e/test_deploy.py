@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ._vaulted import VAULT_PASSWORD_FILE, vault_secrets
 from .conftest import LabHandle, claimed_lab
 
 pytestmark = pytest.mark.e2e
@@ -86,12 +88,19 @@ def project(deploy_lab: LabHandle, git_server: str, tmp_path_factory: pytest.Tem
         f"          - {{name: ledger, repo: '{git_server}/ledger', ref: v1}}",
     ]
     (directory / "inventory.yml").write_text("\n".join(lines) + "\n")
+    # Every secret in a vault, as a project keeps them in git (issue 16); PROVISION_E2E_PLAIN=1 runs
+    # the same deploy with the plain !secret values instead.
+    if not os.environ.get("PROVISION_E2E_PLAIN"):
+        vault_secrets(directory)
     return directory
 
 
 def deploy(project: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if (project / VAULT_PASSWORD_FILE).exists():
+        env["PROVISION_VAULT_PASSWORD_FILE"] = str(project / VAULT_PASSWORD_FILE)
     return subprocess.run([sys.executable, "-m", "provision", "deploy", "prod", "--json", *args], cwd=project,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def events(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:

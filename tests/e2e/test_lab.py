@@ -217,6 +217,9 @@ def test_password_host_takes_only_a_password_for_root(own: OwnLab) -> None:
         client.connect(host.address, username="root", password=password, look_for_keys=False, allow_agent=False,
                        timeout=10)
         assert _run(client, "hostname") == (0, f"{PASSWORD_HOST}\n")
+        # As on a cloud image: cloud-init's drop-in turns password login on, and sshd keeps that first value.
+        assert _run(client, "cat /etc/ssh/sshd_config.d/50-cloud-init.conf") == (0, "PasswordAuthentication yes\n")
+        assert "passwordauthentication yes" in _run(client, "sshd -T")[1].splitlines()
     finally:
         client.close()
 

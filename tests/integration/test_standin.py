@@ -302,7 +302,29 @@ def test_broken_migrate_fails_and_leaves_touched_tables(bench: Bench, site: str)
     assert bench.mariadb.sql(f"SELECT SUM(amount) FROM `{bench.site_db()}`.`tabLedger Entry`") != amounts_before
 
 
+def test_build_needs_the_apps_node_modules(bench: Bench) -> None:
+    """As real Frappe's esbuild build does: without `yarn install` in apps/frappe, `bench build` fails."""
+    modules = bench.path / "apps" / "frappe" / "node_modules"
+    shutil.rmtree(modules, ignore_errors=True)
+    failed = bench.run("build", check=False)
+    assert failed.returncode != 0 and "Cannot find module 'is-number'" in failed.stdout + failed.stderr
+    node_modules_as_yarn_leaves_them(bench)
+    bench.run("build")
+
+
+def node_modules_as_yarn_leaves_them(bench: Bench) -> None:
+    """What `yarn install --frozen-lockfile` leaves in apps/frappe: a module node can require.
+
+    The lab e2e deploys fetch the real package from npm; this test talks to no registry.
+    """
+    module = bench.path / "apps" / "frappe" / "node_modules" / "is-number"
+    module.mkdir(parents=True, exist_ok=True)
+    (module / "package.json").write_text('{"name": "is-number", "version": "7.0.0"}\n')
+    (module / "index.js").write_text("module.exports = (n) => Number.isFinite(+n);\n")
+
+
 def test_build_links_app_assets_and_writes_the_manifest(bench: Bench) -> None:
+    node_modules_as_yarn_leaves_them(bench)
     bench.run("build")
     assets = bench.path / "sites" / "assets"
     for app in ("frappe", "ledger"):

@@ -23,6 +23,7 @@ import jinja2
 import pytest
 import yaml
 
+from provision.frappe_ports import nginx_site_ports
 from tests.unit.test_templates import render_derived
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,7 @@ def render(name: str, values: dict[str, Any]) -> str:
     )
     env.filters["to_json"] = json.dumps
     env.filters["to_nice_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
+    env.filters["nginx_site_ports"] = nginx_site_ports
     return render_derived(env, name, values)
 
 
@@ -110,6 +112,9 @@ class Bench:
         for sub in ("logs", "sites", "config/pids", "apps"):
             (release / sub).mkdir(parents=True)
         (self.home / "shared" / "redis").mkdir(parents=True)
+        for acl in ("redis_cache.acl", "redis_queue.acl"):  # as the deploy links them (bench.yml)
+            (self.home / "shared" / "redis" / acl).touch()
+            (release / "config" / acl).symlink_to(self.home / "shared" / "redis" / acl)
         (self.home / "frappe-bench").symlink_to("benches/r1")
         self.path = self.home / "frappe-bench"
         self.values: dict[str, Any] = yaml.safe_load(DEFAULTS_FILE.read_text())

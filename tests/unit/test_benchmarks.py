@@ -107,3 +107,38 @@ def test_page_provision_names_the_commit_a_page_measured() -> None:
     assert report.page_provision(page) == "provision at commit 1945d4255cf0"
     assert report.page_provision("provision from the working tree (0.1.0)") == "provision from the working tree"
     assert report.page_provision("no header") is None
+
+
+def _tree(root: Path) -> list[tuple[str, str, str]]:
+    """Every path under ``root`` with its mode and content: what run_bench.py's digest compares."""
+    return sorted((str(p.relative_to(root)), oct(p.stat().st_mode & 0o7777),
+                   p.read_text() if p.is_file() else "") for p in root.rglob("*"))
+
+
+def test_openssh_floor_leaves_provisions_end_state_and_counts_50_then_0(tmp_path: Path) -> None:
+    import subprocess
+
+    floor = _load("openssh_floor")
+    host = {"name": "lab1", "address": "127.0.0.1", "port": 22,
+            "vars": {"host_name": "lab1", "host_ip": "10.0.0.2", "host_index": 1, "app_port": 8001,
+                     "db_name": "db_lab1"}}
+    script = floor.host_script(host, floor.load_template(), base=str(tmp_path / "floor"))
+    counts = [subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+              for _ in range(2)]
+    assert [c.strip().splitlines()[-1] for c in counts] == ["CHANGED=50", "CHANGED=0"]
+
+    # The same playbook, less its facts assertion: a local connection gathers no facts.
+    plays = yaml.safe_load((BENCHMARKS / "converge50.yml").read_text())
+    plays[0]["tasks"] = [t for t in plays[0]["tasks"] if "assert" not in t]
+    playbook = tmp_path / "bench" / "converge50.yml"
+    playbook.parent.mkdir()
+    playbook.write_text(yaml.safe_dump(plays))
+    (playbook.parent / "templates").symlink_to(BENCHMARKS / "templates")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"lab1": {"ansible_connection": "local",
+                                                                     **host["vars"]}}}}))
+    result = subprocess.run([sys.executable, "-m", "provision", "playbook", str(playbook),
+                             "-i", str(inventory), "-e", f"base={tmp_path / 'provision'}"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _tree(tmp_path / "floor") == _tree(tmp_path / "provision")

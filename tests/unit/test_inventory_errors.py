@@ -71,7 +71,7 @@ def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
     assert "the inventory is empty" in error_of(tmp_path, "# nothing\n").message
     error = error_of(tmp_path, "- web1\n- web2\n")
     assert "must be a mapping of group names, not a list" in error.message
-    assert error.hint is not None and "ansible-inventory -i FILE --list --yaml" in error.hint
+    assert error.hint is not None and "read as INI when its name ends in .ini" in error.hint
     ini = error_of(tmp_path, "web1\nweb2\n")
     assert "not a string" in ini.message
 

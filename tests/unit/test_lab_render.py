@@ -69,7 +69,9 @@ def test_sshd_config_profiles() -> None:
                  "PasswordAuthentication no"):
         assert line in key.splitlines()
     password = render.render_sshd_config("password").splitlines()
-    assert "PubkeyAuthentication no" in password and "PasswordAuthentication yes" in password
+    # Public key login stays on (no key is authorized): onboarding installs one and proves it before hardening.
+    assert "PasswordAuthentication yes" in password and not any(line.startswith("Pubkey") for line in password)
+    assert render.CLOUD_INIT_SSHD == "PasswordAuthentication yes\n"
 
 
 def test_proxy_config_binds_the_bridge_and_tunnels_https() -> None:

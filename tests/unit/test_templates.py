@@ -14,6 +14,7 @@ import jinja2.nodes
 import pytest
 import yaml
 
+from provision.frappe_ports import nginx_site_ports
 from provision.inventory import Inventory
 from provision.secrets import Secret
 
@@ -39,6 +40,7 @@ def make_env() -> jinja2.Environment:
     )
     env.filters["to_json"] = json.dumps
     env.filters["to_nice_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
+    env.filters["nginx_site_ports"] = nginx_site_ports
     return env
 
 
@@ -322,6 +324,17 @@ def test_nginx_port_based_odd_ports_and_names() -> None:
     assert directives(one, "client_max_body_size") == ["200m"]
 
 
+def test_nginx_port_based_pinned_port_is_skipped_by_the_automatic_ones() -> None:
+    values = variables(nginx_ipv6=False, sites=[site("a.test"), site("b.test", nginx_port=8001), site("c.test")])
+    listens = [directives(block, "listen") for block in server_blocks(render("nginx.conf.j2", values))]
+    assert listens == [["80"], ["8001"], ["8002"]]
+
+
+def test_redis_configs_read_an_acl_file_as_bench_writes_them() -> None:
+    for name in ("redis_cache", "redis_queue"):
+        assert f"aclfile /home/frappe/frappe-bench/config/{name}.acl\n" in render(f"{name}.conf.j2", PORT_BASED)
+
+
 def test_nginx_tls_on_a_non_default_port_redirects_there() -> None:
     values = {**CUSTOM_QUEUES, "sites": [site("secure.test", ssl_certificate="/c.crt", ssl_certificate_key="/c.key")],
               "nginx_listen_address": "127.0.0.1"}
@@ -418,6 +431,7 @@ def test_redis_configs() -> None:
         "maxmemory-policy allkeys-lru",
         "appendonly no",
         'save ""',
+        "aclfile /home/frappe/frappe-bench/config/redis_cache.acl",
     ]
     queue = render("redis_queue.conf.j2", CUSTOM_QUEUES).splitlines()
     assert queue == [
@@ -426,6 +440,7 @@ def test_redis_configs() -> None:
         "pidfile /srv/erp/b2/config/pids/redis_queue.pid",
         "bind 127.0.0.1",
         "port 21000",
+        "aclfile /srv/erp/b2/config/redis_queue.acl",
     ]
     assert "maxmemory 300mb" in render("redis_cache.conf.j2", CUSTOM_QUEUES)
     tiny = variables(facts={"cpu_count": 1, "memory_mb": 512})

@@ -1,0 +1,56 @@
+"""Inventory mistakes Ansible lets through silently: we refuse or warn.
+
+- A host or group name that YAML read as a number, a boolean or null (``yes:``, ``1.10:``,
+  ``~:``) is refused: its name would be ``True`` or ``1.1``, never what was written.
+- A group and a host of the same name are a warning: a pattern naming it selects the group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InventoryError, Source
+from .hostpatterns import ALL, UNGROUPED
+
+
+def refuse_typed_names(data: Any, file: str) -> None:
+    """Raise for a group or host key that YAML typed (``typed_keys`` from the loader)."""
+    if isinstance(data, Mapping):
+        for name, body in data.items():
+            _check(data, name, "group", file)
+            _walk_group(body, file)
+
+
+def _walk_group(body: Any, file: str) -> None:
+    if not isinstance(body, Mapping):
+        return
+    hosts, children = body.get("hosts"), body.get("children")
+    if isinstance(hosts, Mapping):
+        for name in hosts:
+            _check(hosts, name, "host", file)
+    if isinstance(children, Mapping):
+        for name, child in children.items():
+            _check(children, name, "group", file)
+            _walk_group(child, file)
+
+
+def _check(mapping: Mapping[str, Any], name: str, kind: str, file: str) -> None:
+    typed = getattr(mapping, "typed_keys", {})
+    if name not in typed:
+        return
+    value = typed[name]
+    what = "null (empty)" if value is None else "a boolean" if isinstance(value, bool) else "a number"
+    source = mapping.source_of(name) if hasattr(mapping, "source_of") else None
+    written = "the name as you meant it" if value is None or isinstance(value, bool) else name
+    raise InventoryError(
+        f"{kind} name {name!r}: YAML read it as {what}, not as a name",
+        source=source if isinstance(source, Source) else Source(file),
+        hint=f"quote it: \"{written}\": (YAML reads yes/no/on/off/true/false, ~/null and numbers as values)",
+    )
+
+
+def name_clashes(groups: Mapping[str, Any], hosts: Mapping[str, Any]) -> list[str]:
+    """Warnings for names that are both a group and a host."""
+    return [f"{name!r} is both a group and a host: a pattern {name!r} selects the group"
+            for name in hosts if name in groups and name not in (ALL, UNGROUPED)]

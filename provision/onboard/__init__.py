@@ -1,0 +1,1 @@
+"""``provision onboard``: first contact with a fresh server, bootstrap, hardening, inventory (see flow.py)."""

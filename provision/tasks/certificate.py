@@ -1,0 +1,396 @@
+"""``certificate``: a site's TLS certificate is in place, matches its key, covers its names, and is not due.
+
+One task item per site. ``tls: acme`` — one certificate per site, named after the site, with the
+site's name and its domains as names, issued by certbot (Debian's package) with HTTP-01 through
+the bench's own nginx (``certbot certonly --webroot``: nginx is never stopped) from any RFC 8555
+CA (``--server``), trusting a private CA's root through ``REQUESTS_CA_BUNDLE``. ``tls: manual`` —
+the operator's certificate and key, refused when the key does not match the certificate (their
+public keys are compared with openssl) so nginx is never handed a broken pair.
+
+The probe reads, per certificate: whether the files exist, the key's mode and owner, the expiry,
+the names, the SHA-256 of the certificate's and the key's public key (never the key itself), and
+for ACME the CA that issued it (certbot's renewal config). ``plan_certificate`` decides: nothing,
+issue (no certificate, names or CA changed, key mismatch) or renew (expiring within
+``warn_days``). With ``issue: false`` the task only reports that plan (and warns about expiring
+certificates); with ``issue: true`` it runs certbot where the plan says so. A failed issuance or
+renewal leaves certbot's live certificate as it was and says why (the CA's own error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ArgumentError
+from .base import Arg, CommandResult, Module, TaskContext, TaskResult
+from .shell import quote
+
+MODES = ("acme", "manual", "off")
+_SECTION = "@@provision-cert "
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# Reads one certificate's state; never prints key material (only public-key digests).
+_PROBE_FN = r"""
+pv_cert() {
+  echo "now=$(date +%s)"
+  if [ -f "$1" ]; then echo cert=present; else echo cert=absent; fi
+  if [ -f "$2" ]; then echo "key=$(stat -L -c '%a %U' -- "$2")"; else echo key=absent; fi
+  if [ -n "$3" ] && [ -f "$3" ]; then sed -n 's/^server *= */server=/p' "$3"; fi
+  [ -f "$1" ] && [ -f "$2" ] || return 0
+  openssl x509 -in "$1" -noout -enddate 2>&1 | sed 's/^/x509 /'
+  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | sed -n 's/^ *DNS:/san=DNS:/p'
+  _pv_c=$(openssl x509 -in "$1" -noout -pubkey 2>/dev/null | openssl pkey -pubin -outform DER 2>/dev/null | sha256sum)
+  _pv_k=$(openssl pkey -passin pass: -in "$2" -pubout -outform DER 2>/dev/null | sha256sum)
+  echo "certpub=${_pv_c%% *}"
+  echo "keypub=${_pv_k%% *}"
+}
+"""
+
+
+def normalize_mode(value: Any) -> str:
+    """``acme``/``manual``/``off`` from an inventory value (YAML reads a bare ``off`` as false)."""
+    if value is None or value is False:
+        return "off"
+    text = str(value).strip().lower()
+    if text in ("", "off", "false", "no", "none"):
+        return "off"
+    if text not in MODES:
+        raise ArgumentError(f"tls must be acme, manual or off, got {value!r}",
+                            hint="tls: acme (certificates from an ACME CA), manual (your own) or 'off' (quoted)")
+    return text
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One certificate a site needs."""
+
+    name: str  # the site (ACME: certbot's --cert-name) or the domain with its own certificate
+    mode: str  # acme | manual
+    names: tuple[str, ...]
+    certificate: str
+    key: str
+    renewal_conf: str = ""  # ACME only: certbot's renewal/<name>.conf
+
+
+def site_certificates(args: dict[str, Any]) -> list[Wanted]:
+    """The certificates a site needs, from its tls settings and domains (the nginx template sorts alike).
+
+    Plain domains follow the site's mode; a domain mapping may set ``tls: off``, or ``tls: manual`` with
+    its own ``ssl_certificate``/``ssl_certificate_key``; ``tls: acme`` on a domain joins the site's
+    certificate, so the site must use acme too.
+    """
+    site = args["name"]
+    mode = args["mode"]
+    acme_names = [site] if mode == "acme" else []
+    manual_names = [site] if mode == "manual" else []
+    extra: list[Wanted] = []
+    for domain in args["domains"] or []:
+        if isinstance(domain, dict):
+            name = str(domain.get("domain") or "")
+            if not name:
+                raise ArgumentError(f"site {site}: a domain mapping needs domain: NAME")
+            own_cert = domain.get("ssl_certificate")
+            dmode = normalize_mode(domain["tls"]) if "tls" in domain else ("manual" if own_cert else mode)
+        else:
+            name, own_cert, dmode = str(domain), None, mode
+        if dmode == "manual" and own_cert:
+            if not domain.get("ssl_certificate_key"):
+                raise ArgumentError(f"site {site}: domain {name} has ssl_certificate but no ssl_certificate_key")
+            extra.append(Wanted(name, "manual", (name,), str(own_cert), str(domain["ssl_certificate_key"])))
+        elif dmode == "acme":
+            if mode != "acme":
+                raise ArgumentError(f"site {site}: domain {name} has tls: acme but the site does not",
+                                    hint="set tls: acme on the site (its certificate carries its domains)")
+            acme_names.append(name)
+        elif dmode == "manual":
+            if mode != "manual":
+                raise ArgumentError(f"site {site}: domain {name} has tls: manual but no ssl_certificate",
+                                    hint="give the domain its own ssl_certificate and ssl_certificate_key")
+            manual_names.append(name)
+    wanted: list[Wanted] = []
+    if acme_names:
+        live = f"{args['certbot_dir']}/live/{site}"
+        wanted.append(Wanted(site, "acme", tuple(acme_names), f"{live}/fullchain.pem", f"{live}/privkey.pem",
+                             f"{args['certbot_dir']}/renewal/{site}.conf"))
+    if manual_names:
+        if not args["certificate"] or not args["key"]:
+            raise ArgumentError(f"site {site}: tls: manual needs ssl_certificate and ssl_certificate_key",
+                                hint="paths on the host of the certificate (full chain) and its key")
+        wanted.append(Wanted(site, "manual", tuple(manual_names), args["certificate"], args["key"]))
+    return [*wanted, *extra]
+
+
+@dataclass(frozen=True)
+class CertState:
+    """What the probe saw of one certificate."""
+
+    now: dt.datetime
+    present: bool = False
+    key_present: bool = False
+    key_mode: str = ""
+    key_owner: str = ""
+    not_after: dt.datetime | None = None
+    names: tuple[str, ...] = ()
+    key_matches: bool | None = None
+    server: str | None = None
+    error: str = ""
+
+
+def parse_state(text: str) -> CertState:
+    """One section of the probe's output."""
+    values: dict[str, str] = {}
+    names: list[str] = []
+    errors: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "san":
+            names += [part.strip().removeprefix("DNS:") for part in value.split(",") if part.strip()]
+        elif line.startswith("x509 "):
+            if line.startswith("x509 notAfter="):
+                values["notAfter"] = line.split("=", 1)[1]
+            else:
+                errors.append(line[5:])
+        elif key:
+            values[key] = value.strip()
+    now = dt.datetime.fromtimestamp(int(values.get("now") or 0), dt.UTC)
+    key_mode, _, key_owner = values.get("key", "absent").partition(" ")
+    not_after = _parse_openssl_date(values["notAfter"]) if "notAfter" in values else None
+    certpub, keypub = values.get("certpub", ""), values.get("keypub", "")
+    matches = None
+    if certpub or keypub:
+        matches = certpub == keypub and certpub not in ("", _EMPTY_SHA256)
+    return CertState(now=now, present=values.get("cert") == "present", key_present=key_mode != "absent",
+                     key_mode=key_mode if key_mode != "absent" else "", key_owner=key_owner, not_after=not_after,
+                     names=tuple(names), key_matches=matches, server=values.get("server"),
+                     error="; ".join(errors))
+
+
+def _parse_openssl_date(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(" ".join(text.split()), "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do about one certificate."""
+
+    action: str  # none | issue | renew | fail
+    reason: str
+    ready: bool  # a certificate nginx can load is in place (the HTTPS server may be rendered)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def plan_certificate(wanted: Wanted, state: CertState, *, directory: str, warn_days: int, host: str) -> Plan:
+    """Decide what one certificate needs (pure: the unit tests' table)."""
+    where = f"{host}: {wanted.name}"
+    if not state.present or not state.key_present:
+        missing = wanted.certificate if not state.present else wanted.key
+        if wanted.mode == "manual":
+            return Plan("fail", f"{where}: {missing} does not exist on the host; nothing was changed\n"
+                                "fix: put the certificate (full chain) and its key there, or correct the paths",
+                        ready=False)
+        return Plan("issue", "no certificate yet", ready=False)
+    if state.not_after is None:
+        detail = state.error or "openssl could not read its expiry"
+        if wanted.mode == "manual":
+            return Plan("fail", f"{where}: {wanted.certificate} is not a readable PEM certificate ({detail})",
+                        ready=False)
+        return Plan("issue", f"the certificate is unreadable ({detail})", ready=False)
+    if state.key_matches is not True:
+        if wanted.mode == "manual":
+            return Plan("fail", f"{where}: the key {wanted.key} does not match the certificate {wanted.certificate} "
+                                "(their public keys differ); nginx was not touched\n"
+                                "fix: give the key that belongs to this certificate", ready=False)
+        return Plan("issue", "the key does not match the certificate", ready=False)
+    warnings: list[str] = []
+    date = state.not_after.strftime("%Y-%m-%d %H:%M UTC")
+    left = state.not_after - state.now
+    days = left.days
+    expiring = left <= dt.timedelta(days=warn_days)
+    if expiring:
+        when = f"expired on {date}" if left.total_seconds() <= 0 else f"expires on {date} ({days} days left)"
+        warnings.append(f"{where}: certificate {when}")
+    if wanted.mode == "manual":
+        uncovered = [n for n in wanted.names if not any(_covers(pattern, n) for pattern in state.names)]
+        if uncovered:
+            warnings.append(f"{where}: certificate {wanted.certificate} does not cover {', '.join(uncovered)}")
+        return Plan("none", "in place" + (f", {warnings[0].split(': certificate ')[1]}" if expiring else ""),
+                    ready=True, warnings=tuple(warnings))
+    if set(wanted.names) != set(state.names):
+        added = sorted(set(wanted.names) - set(state.names))
+        dropped = sorted(set(state.names) - set(wanted.names))
+        change = "; ".join(part for part in (f"adds {', '.join(added)}" if added else "",
+                                             f"drops {', '.join(dropped)}" if dropped else "") if part)
+        return Plan("issue", f"names changed ({change})", ready=True, warnings=tuple(warnings))
+    if state.server and state.server != directory:
+        return Plan("issue", f"issued by {state.server}, now {directory}", ready=True, warnings=tuple(warnings))
+    if expiring:
+        return Plan("renew", f"due: {warnings[0].split(': certificate ')[1]}", ready=True, warnings=tuple(warnings))
+    return Plan("none", f"valid until {date}", ready=True)
+
+
+def _covers(pattern: str, name: str) -> bool:
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest.lower() == pattern[2:].lower()
+    return pattern.lower() == name.lower()
+
+
+def certbot_command(wanted: Wanted, args: dict[str, Any]) -> str:
+    """``certbot certonly --webroot`` for one ACME certificate (nginx keeps running)."""
+    words = ["certbot", "certonly", "--non-interactive", "--agree-tos", "--webroot", "--webroot-path",
+             args["webroot"], "--cert-name", wanted.name, "--server", args["directory"], "--force-renewal",
+             "--deploy-hook", args["reload_command"], "--config-dir", args["certbot_dir"]]
+    for name in wanted.names:
+        words += ["-d", name]
+    words += ["--email", args["email"], "--no-eff-email"] if args["email"] else ["--register-unsafely-without-email"]
+    env = f"REQUESTS_CA_BUNDLE={quote(args['ca_bundle'])} " if args["ca_bundle"] else ""
+    return env + " ".join(quote(word) for word in words)
+
+
+def _key_fix(key: str) -> str:
+    """chmod 600 / chown root of the key file (through certbot's live link), only where needed."""
+    q = quote(key)
+    return (f'_pv_key=$(readlink -f {q})\n'
+            f'[ "$(stat -c %a:%U "$_pv_key")" = 600:root ] || '
+            f'{{ chown root:root "$_pv_key" && chmod 600 "$_pv_key"; }}\n')
+
+
+def _ca_error(result: CommandResult) -> str:
+    """certbot's own account of the failure (the CA's problem report), without the generic help lines."""
+    lines = [line for line in (result.stderr.strip() or result.stdout.strip()).splitlines()
+             if line.strip() and not line.startswith(("Ask for help", "Saving debug log", "See the logfile"))]
+    return "\n".join(lines[-15:])
+
+
+class Certificate(Module):
+    """A site's TLS certificate: issued/renewed by certbot (tls: acme) or the operator's, checked (tls: manual).
+
+    name: the site (ACME certificate name; its main host name)
+    mode: acme | manual | off (YAML false is off)
+    domains: the site's extra domains (names, or mappings with domain, tls, ssl_certificate, ssl_certificate_key)
+    certificate, key: tls manual: paths on the host of the certificate (full chain) and its key
+    email: ACME account email (none: registered without one)
+    directory: the ACME CA's directory URL (default Let's Encrypt production)
+    ca_bundle: a PEM file on the host the ACME client trusts for the directory (private CAs)
+    webroot: the directory nginx serves /.well-known/acme-challenge/ from
+    certbot_dir: certbot's configuration directory (default /etc/letsencrypt)
+    warn_days: warn about (and renew) certificates expiring within this many days (default 20)
+    issue: false reports the plan only; true issues or renews where the plan says so
+    reload_command: certbot's deploy hook after a renewal (default: service nginx reload)
+    """
+
+    name = "certificate"
+    args: ClassVar[dict[str, Arg]] = {
+        "name": Arg(str, required=True),
+        "mode": Arg(object, default="off"),
+        "domains": Arg(list, default=[]),
+        "certificate": Arg(str, default=""),
+        "key": Arg(str, default=""),
+        "email": Arg(str, default=""),
+        "directory": Arg(str, default="https://acme-v02.api.letsencrypt.org/directory"),
+        "ca_bundle": Arg(str, default=""),
+        "webroot": Arg(str, default="/var/www/acme"),
+        "certbot_dir": Arg(str, default="/etc/letsencrypt"),
+        "warn_days": Arg(int, default=20),
+        "issue": Arg(bool, default=False),
+        "reload_command": Arg(str, default="service nginx reload"),
+    }
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        if args["warn_days"] < 0:
+            raise ArgumentError("certificate: warn_days must be 0 or more")
+        wanted = _wanted(args)
+        if any(w.mode == "acme" for w in wanted) and not _text(args["directory"]).startswith("https://"):
+            raise ArgumentError(f"site {args['name']}: acme_directory must be an https:// URL, "
+                                f"got {args['directory']!r}")
+
+    def probe(self, args: dict[str, Any]) -> str | None:
+        wanted = _wanted(args)
+        if not wanted:
+            return None
+        lines = [_PROBE_FN]
+        for index, cert in enumerate(wanted):
+            lines.append(f"echo {quote(_SECTION + str(index))}")
+            lines.append(f"pv_cert {quote(cert.certificate)} {quote(cert.key)} {quote(cert.renewal_conf)}")
+        return "\n".join(lines) + "\n"
+
+    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
+        wanted = _wanted(args)
+        args = {**args, **{key: _text(args[key]) for key in ("email", "ca_bundle", "directory")}}
+        site = args["name"]
+        acme = any(w.mode == "acme" for w in wanted)
+        if not wanted:
+            return TaskResult.skipped(f"{site}: tls off", ready=False, acme=False, action="none", warnings=[])
+        states = _sections(state or "", len(wanted))
+        plans = [plan_certificate(w, s, directory=args["directory"], warn_days=args["warn_days"], host=ctx.host)
+                 for w, s in zip(wanted, states, strict=True)]
+        warnings = [warning for plan in plans for warning in plan.warnings]
+        # ready: the site's own certificate (the one carrying its name) is in place, so nginx serves
+        # the site over HTTPS; a domain's own certificate does not count.
+        mode = normalize_mode(args["mode"])
+        ready = any(p.ready for w, p in zip(wanted, plans, strict=True) if w.name == site and w.mode == mode)
+        due = [(w, p) for w, p in zip(wanted, plans, strict=True) if p.action in ("issue", "renew")]
+        action = "issue" if any(p.action == "issue" for _, p in due) else ("renew" if due else "none")
+        data: dict[str, Any] = {"ready": ready, "acme": acme, "action": action,
+                                "certificates": [w.certificate for w in wanted]}
+        refused = [p.reason for p in plans if p.action == "fail"]
+        if refused:
+            return TaskResult.failed("\n".join(refused), **data, warnings=warnings)
+        summary = "; ".join(f"{w.name} ({w.mode}): {p.reason}" for w, p in zip(wanted, plans, strict=True))
+        if not args["issue"]:
+            # Only the plan: the deploy's later tasks act on it. Warnings are reported here, once.
+            return TaskResult.ok(summary, **data, warnings=warnings)
+        fixes = [w for w, s in zip(wanted, states, strict=True)
+                 if s.key_present and (s.key_mode, s.key_owner) != ("600", "root")]
+        if not due and not fixes:
+            return TaskResult.ok(summary, **data)
+        if ctx.check:
+            todo = [f"would {p.action} {w.name} ({', '.join(w.names)}): {p.reason}" for w, p in due]
+            todo += [f"would make {w.key} mode 600, owned by root" for w in fixes]
+            return TaskResult.changed("; ".join(todo), **data)
+        done: list[str] = []
+        for cert, plan in due:
+            result = ctx.run(certbot_command(cert, args) + " || exit $?\n" + _key_fix(cert.key), timeout=600)
+            if not result.ok:
+                kept = "the current certificate is kept" if plan.ready else "there is no certificate yet (HTTP only)"
+                return TaskResult.failed(
+                    f"{ctx.host}: {site}: certbot could not {plan.action} the certificate for "
+                    f"{', '.join(cert.names)} from {args['directory']} ({kept}):\n{_ca_error(result)}",
+                    **data, rc=result.rc)
+            done.append(f"{'renewed' if plan.action == 'renew' else 'issued'} {cert.name} ({', '.join(cert.names)})")
+        for cert in fixes:
+            if cert in [w for w, _ in due]:
+                continue
+            result = ctx.run(_key_fix(cert.key))
+            if not result.ok:
+                return TaskResult.from_command(f"making {cert.key} mode 600, owned by root", result)
+            done.append(f"{cert.key} mode 600, owned by root")
+        own = any(w.name == site and w.mode == mode for w in wanted)
+        return TaskResult.changed("; ".join(done), **{**data, "ready": own, "action": "none"})
+
+
+def _text(value: Any) -> str:
+    """An optional string argument: an unset inventory value (null) renders as "None"."""
+    return "" if value is None or str(value) in ("None", "none") else str(value)
+
+
+def _wanted(args: dict[str, Any]) -> list[Wanted]:
+    mode = normalize_mode(args["mode"])
+    if mode == "off" and not args["domains"]:
+        return []
+    return site_certificates({**args, "mode": mode, "certificate": _text(args["certificate"]),
+                              "key": _text(args["key"])})
+
+
+def _sections(text: str, count: int) -> list[CertState]:
+    parts = text.split(_SECTION)
+    states: list[CertState] = []
+    for index in range(count):
+        body = next((p.split("\n", 1)[1] if "\n" in p else "" for p in parts[1:]
+                     if p.split("\n", 1)[0].strip() == str(index)), "")
+        states.append(parse_state(body))
+    return states
