@@ -123,6 +123,9 @@ class Upload(Module):
     def facts(self, args: dict[str, Any]) -> UploadFacts:
         return UploadFacts(args["dest"], self.source_name(args))
 
+    def probe(self, args: dict[str, Any]) -> str | None:
+        return upload_probe(args["dest"], self.source_name(args))  # facts(args).command(), without the object
+
     def plan(self, args: dict[str, Any], facts: UploadState, ctx: PlanContext) -> Plan:
         try:
             data = self.content(args, ctx)

@@ -262,6 +262,9 @@ class File(Module):
     def facts(self, args: dict[str, Any]) -> FileFacts:
         return FileFacts(tuple(sorted(args.items())))
 
+    def probe(self, args: dict[str, Any]) -> str | None:
+        return file_probe(args)  # facts(args).command(), without building the fact (asked per look-ahead)
+
     def plan(self, args: dict[str, Any], facts: FileFacts.Value, ctx: PlanContext) -> Plan:
         plan = plan_file(args, facts)
         path = args["path"]
