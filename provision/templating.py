@@ -171,7 +171,10 @@ class Templar:
         lazy = self.variables(variables)
         try:
             module = template.make_module(lazy, shared=True)  # type: ignore[arg-type]
-            return module.__dict__["pv_result"]
+            result = module.__dict__["pv_result"]
+            if isinstance(result, jinja2.Undefined):  # `when: flag` with flag undefined: an error, not a value
+                result._fail_with_undefined_error()
+            return result
         except TemplateError:
             raise
         except jinja2.UndefinedError as exc:
