@@ -462,6 +462,9 @@ def _print_graph(inventory: Inventory) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provision`` console script."""
+    from .output.pipes import guard_std_streams
+
+    guard_std_streams()  # `provision ... | head`: the run goes on, its exit code stays its own
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     # `provision run PATTERN [options] -- CMD...`: everything after the first `--` is the command.
