@@ -57,8 +57,10 @@ class _Loader(yaml.SafeLoader):
 
 
 try:
-    from yaml.cyaml import CParser as _CParser
-except ImportError:  # PyYAML built without libyaml: the pure-Python parser, slower but the same
+    from yaml import cyaml as _cyaml
+
+    _CParser: Any = getattr(_cyaml, "CParser")  # noqa: B009 (not re-exported in the stubs)
+except (ImportError, AttributeError):  # PyYAML built without libyaml: the pure-Python parser, slower
     _CParser = None
 _LOADERS: list[type[Any]] = [_Loader]
 if _CParser is not None:

@@ -9,6 +9,7 @@ is the run's own. The first write that fails with a broken pipe points the file 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -52,18 +53,14 @@ class PipeSafeStream:
             if self.closed_by_reader:
                 return
             self.closed_by_reader = True
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 fd = self._stream.fileno()
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, fd)
                 os.close(devnull)
-            except (OSError, ValueError):
-                pass
             # Whatever is still in Python's buffer now goes to /dev/null instead of raising at exit.
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self._stream.flush()
-            except (OSError, ValueError):
-                pass
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -72,6 +69,6 @@ class PipeSafeStream:
 def guard_std_streams() -> None:
     """Replace ``sys.stdout`` and ``sys.stderr`` by pipe-safe wrappers (once per process)."""
     if not isinstance(sys.stdout, PipeSafeStream) and sys.stdout is not None:
-        sys.stdout = PipeSafeStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = PipeSafeStream(sys.stdout)
     if not isinstance(sys.stderr, PipeSafeStream) and sys.stderr is not None:
-        sys.stderr = PipeSafeStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = PipeSafeStream(sys.stderr)
