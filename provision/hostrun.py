@@ -270,10 +270,11 @@ class HostRun:
                           file_dirs=self.shared.file_dirs,
                           after_change=AfterChange(self.host.probes, become_user,
                                                    lambda: self.lookahead.next_probes(task, become_user,
-                                                                                      module.probe(args))))
-        timeout = float(task.timeout) if task.timeout else None
-        retries = int(templar.render_value(task.retries, scope)) if task.retries is not None else 0
-        delay = float(templar.render_value(task.delay, scope) or 0)
+                                                                                      module.probe(args))),
+                          timeout=_number(templar, task.timeout, scope, task, "timeout"))
+        timeout = ctx.timeout
+        retries = int(_number(templar, task.retries, scope, task, "retries") or 0)
+        delay = _number(templar, task.delay, scope, task, "delay") or 0.0
         attempt = 0
         while True:
             state = self.lookahead.probe(task, module, args, become_user, connection, fresh=attempt > 0)
@@ -393,6 +394,21 @@ class HostRun:
 
 _NO_ITEM: Any = object()
 _SINGLE: list[Any] = [_NO_ITEM]
+
+
+def _number(templar: Any, value: Any, scope: dict[str, Any], task: Task, keyword: str) -> float | None:
+    """A task keyword holding seconds or a count (``timeout``, ``retries``, ``delay``), rendered and checked."""
+    if value is None or value == "":
+        return None
+    rendered = templar.render_value(value, scope, source=task.source, what=f"task {task.name!r} {keyword}")
+    try:
+        number = float(rendered)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0 or isinstance(rendered, bool):
+        raise TemplateError(f"task {task.name!r}: {keyword} must be a number of at least 0, not {rendered!r}",
+                            source=task.source)
+    return number or None if keyword == "timeout" else number
 
 
 def _truthy(value: Any) -> bool:
