@@ -179,6 +179,10 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+# A Secret dumps as the string it is (to_yaml, written files); safe_dump refuses str subclasses.
+yaml.SafeDumper.add_representer(Secret, lambda dumper, value: dumper.represent_str(str.__str__(value)))
+
+
 def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
     """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
     loader = _new_loader(text)
