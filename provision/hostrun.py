@@ -61,6 +61,7 @@ class HostRun:
         for handler in play.handlers:
             self.inherited[handler.id] = Inherited()
         self.lookahead = Lookahead(self)
+        self._warned: set[int] = set()  # tasks already warned about a secret on their command line
 
     # -- structure ---------------------------------------------------------------------------------
 
@@ -261,6 +262,8 @@ class HostRun:
             exc.source = exc.source or task.source
             raise
         self.shared.redactor.add(str(args[name]) for name in cls.secret_args() if args.get(name))
+        if task.module in ("command", "shell"):
+            self._warn_secret_on_command_line(task, args)
         become_user = self.become_user_of(task, scope, inherited)
         check = self.shared.options.check if task.check_mode is None else _truthy(
             templar.render_value(task.check_mode, scope))
@@ -295,6 +298,16 @@ class HostRun:
         if result.data.get("attempts") is None and task.until:
             result.data["attempts"] = attempt + 1
         return result
+
+    def _warn_secret_on_command_line(self, task: Task, args: dict[str, Any]) -> None:
+        line = " ".join(str(part) for part in _list_of(args.get("cmd") or args.get("argv") or ""))
+        if self.shared.redactor(line) == line or task.id in self._warned:
+            return
+        self._warned.add(task.id)
+        self.shared.reporter.warning(
+            f"task {task.name!r} ({task.source}) puts a secret on a command line: any user on the host can "
+            "read it in `ps` or /proc while it runs; pass it on stdin (the stdin: argument) or in a file "
+            "with mode 0600 instead", host=self.host.name)
 
     def _run_module(self, module: Module, args: dict[str, Any], ctx: HostContext, state: str | None,
                     timeout: float | None) -> TaskResult:
@@ -394,6 +407,10 @@ class HostRun:
 
 _NO_ITEM: Any = object()
 _SINGLE: list[Any] = [_NO_ITEM]
+
+
+def _list_of(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _number(templar: Any, value: Any, scope: dict[str, Any], task: Task, keyword: str) -> float | None:

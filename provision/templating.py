@@ -26,6 +26,7 @@ import jinja2
 import jinja2.meta
 
 from .errors import Source, TemplateError
+from .secrets import Secret, mark_secret, note_derived, taint_filters
 
 _MARKERS = ("{{", "{%")
 _MAX_DEPTH = 20
@@ -52,7 +53,7 @@ class LazyVars(Mapping[str, Any]):
             if key in self._templar.env.globals:
                 return self._templar.env.globals[key]
             raise KeyError(key)
-        value = self._raw[key]
+        value = mark_secret(key, self._raw[key])  # what is made from a credential stays secret
         if _contains_template(value):
             if key in self._resolving:
                 raise TemplateError(f"variable {key!r} refers to itself")
@@ -105,8 +106,10 @@ class Templar:
             trim_blocks=True,
             keep_trailing_newline=True,
             autoescape=False,
+            finalize=_note_secret,
         )
         self.env.filters.update(FILTERS)
+        taint_filters(self.env.filters)
         self.env.tests.update(TESTS)
         self.env.globals["lookup"] = _lookup
         self._strings: dict[str, jinja2.Template] = {}
@@ -140,7 +143,7 @@ class Templar:
         lazy = self.variables(variables)
         single = _single_expression(text)
         if single is not None:
-            return self.evaluate(single, lazy, source=source, what=what)
+            return _note_secret(self.evaluate(single, lazy, source=source, what=what))
         template = self._compile(text, source)
         return self._run(template, lazy, source, what)
 
@@ -220,6 +223,13 @@ class Templar:
             return jinja2.meta.find_undeclared_variables(self.env.parse(text))
         except jinja2.TemplateSyntaxError:
             return set()
+
+
+def _note_secret(value: Any) -> Any:
+    """Every ``{{ }}`` output: a value made from a secret is redacted from then on, wherever it shows."""
+    if isinstance(value, Secret):
+        note_derived(value)
+    return value
 
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
