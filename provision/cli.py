@@ -294,6 +294,9 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
     for path in args.known_hosts:
         if not path.exists():
             raise OptionsError(f"--known-hosts {path}: no such file")
+    if args.ssh_config is not None and not args.ssh_config.is_file():
+        raise OptionsError(f"--ssh-config {args.ssh_config}: no such file",
+                           hint="fix the path, or leave --ssh-config out to read ~/.ssh/config")
     password = _ask_become_pass() if args.ask_become_pass else None
     return RunOptions(
         check=args.check, diff=args.diff, forks=args.forks, limit=limit,
