@@ -178,7 +178,8 @@ class Templar:
             if isinstance(result, jinja2.Undefined):  # `when: flag` with flag undefined: an error, not a value
                 result._fail_with_undefined_error()
             return result
-        except TemplateError:
+        except TemplateError as exc:  # from a filter, lookup or nested variable: say where it was used
+            exc.source = exc.source or source
             raise
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{what}: {_undefined_message(exc)}", source=source,
@@ -206,7 +207,8 @@ class Templar:
         try:
             context = template.new_context(lazy, shared=True)  # type: ignore[arg-type]
             return str(self.env.concat(template.root_render_func(context)))
-        except TemplateError:
+        except TemplateError as exc:  # from a filter, lookup or nested variable: say where it was used
+            exc.source = exc.source or source
             raise
         except jinja2.UndefinedError as exc:
             where = _line_from_traceback(exc, source, template)
@@ -245,6 +247,10 @@ def _undefined_message(exc: jinja2.UndefinedError) -> str:
     match = re.match(r"'(.+)' is undefined", message)
     if match:
         return f"undefined variable {match.group(1)!r}"
+    match = re.match(r"'(?:provision\.yamlfile\.Yaml)?(\w+?)(?: object)?' has no attribute '(.+)'", message)
+    if match:  # not "'provision.yamlfile.YamlDict object' has no attribute 'x'"
+        kind = {"Dict": "mapping", "dict": "mapping", "List": "list", "list": "list"}.get(match.group(1), "value")
+        return f"undefined attribute {match.group(2)!r} (the {kind} has no such key)"
     return message
 
 
