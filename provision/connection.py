@@ -53,9 +53,9 @@ _END_GROUP = """p={pid}
 [ -r /proc/$p/stat ] || exit 0
 g=$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f3)
 [ "$g" -gt 1 ] 2>/dev/null || exit 0
-kill -TERM -- -"$g" 2>/dev/null
-i=0; while [ $i -lt 20 ] && kill -0 -- -"$g" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-kill -KILL -- -"$g" 2>/dev/null
+kill -s TERM -- -"$g" 2>/dev/null
+i=0; while [ $i -lt 20 ] && kill -s 0 -- -"$g" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -s KILL -- -"$g" 2>/dev/null
 exit 0
 """
 SUDO_PROMPT = "[provision-sudo-password]"
