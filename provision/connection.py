@@ -226,9 +226,9 @@ class SSHConnection(_BytesConnection):
             raise HostKeyError(
                 f"host {self.name} ({target}) presented a DIFFERENT host key than the one pinned: "
                 f"got {exc.key.get_name()} {fingerprint(exc.key)}, expected {fingerprint(exc.expected_key)}. "
-                "This can mean the server was rebuilt, or that someone is in the middle.",
-                hint="if the server was really rebuilt, remove its old line with "
-                f"`ssh-keygen -R {_known_hosts_name(conn.host, conn.port)}` and pin the new key",
+                "This can mean the server was rebuilt, or that someone is in the middle "
+                "(fix: if the server was really rebuilt, remove its old line with "
+                f"`ssh-keygen -R {_known_hosts_name(conn.host, conn.port)}` and pin the new key)",
             ) from None
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:  # auth failures included
             raise connect_failure(exc, host=self.name, target=target, timeout=self._connect_timeout) from None
@@ -512,9 +512,9 @@ def _reject_unknown(name: str) -> Any:
     class RejectUnknown(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
             raise HostKeyError(
-                f"host {name} ({hostname}) is not in known_hosts; its {key.get_name()} key is {fingerprint(key)}",
-                hint="verify that fingerprint out of band, then pin it: `provision onboard` does this, or add "
-                "the host's key (`ssh-keyscan`) to ~/.ssh/known_hosts or the project's known_hosts",
+                f"host {name} ({hostname}) is not in known_hosts; its {key.get_name()} key is {fingerprint(key)} "
+                "(fix: verify that fingerprint out of band, then pin it: `provision onboard` does this, or add "
+                "the host's key (`ssh-keyscan`) to ~/.ssh/known_hosts or the project's known_hosts)",
             )
 
     return RejectUnknown()

@@ -209,6 +209,53 @@ def test_port_that_accepts_and_closes_is_one_clean_line(sshd: SshServer, tmp_pat
     assert "Exception (client)" not in result.stderr
 
 
+def test_unknown_and_changed_host_keys_are_one_line_without_noise(sshd: SshServer, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    key_type, key_data = other.with_suffix(".pub").read_text().split()[:2]
+    (tmp_path / "wrong").write_text(f"[127.0.0.1]:{sshd.port} {key_type} {key_data}\n")
+    (tmp_path / "empty").write_text("")
+    for known, says in (("empty", "is not in known_hosts"), ("wrong", "DIFFERENT host key")):
+        inventory = sshd.inventory(tmp_path / "inventory.yml")
+        inventory.write_text(inventory.read_text().replace(str(sshd.known_hosts), str(tmp_path / known)))
+        result = provision("ping", "all", "--json", cwd=tmp_path)
+        assert result.returncode == 3
+        (message,) = [e["msg"] for e in events(result.stdout) if e["event"] == "host_unreachable"]
+        assert says in message and "SHA256:" in message and "\n" not in message
+        assert "Socket exception" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_in_a_handler_exits_130_and_ends_it(sshd: SshServer, tmp_path: Path) -> None:
+    token = f"pv-hdl-{uuid.uuid4().hex[:8]}"
+    sshd.inventory(tmp_path / "inventory.yml")
+    (tmp_path / "site.yml").write_text(f"""\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a change
+      command: "true"
+      notify: slow restart
+  handlers:
+    - name: slow restart
+      shell: "python3 -c 'import time; time.sleep(60)' {token}"
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "provision", "playbook", "site.yml", "--json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not [line for line in running(token) if "python3 -c" in line]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the handler never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert wait_gone(token) == [], "the handler's command was left running on the host"
+
+
 def test_ctrl_c_in_a_remote_command_exits_130_and_ends_it(sshd: SshServer, tmp_path: Path) -> None:
     token = f"pv-int-{uuid.uuid4().hex[:8]}"
     marker = tmp_path / "finished"
