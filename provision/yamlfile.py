@@ -117,10 +117,12 @@ def _construct_secret(loader: _Loader, node: yaml.Node) -> Secret:
     return Secret(loader.construct_scalar(node))
 
 
-for _loader_class in _LOADERS:
-    _loader_class.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-    _loader_class.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-    _loader_class.add_constructor("!secret", _construct_secret)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("!secret", _construct_secret)
+for _loader_class in _LOADERS[1:]:
+    # One table for both parsers: a constructor added to _Loader, here or later, serves libyaml's too.
+    _loader_class.yaml_constructors = _Loader.yaml_constructors
 
 
 def _new_loader(text: str) -> Any:
