@@ -4,11 +4,6 @@ Inventories, playbooks and vars files are read through ``load_yaml``: mappings c
 ``YamlDict`` and sequences as ``YamlList``, each knowing its file and line, so that a later
 validation error can name ``file:line``. A scalar tagged ``!secret`` becomes a ``Secret`` string,
 redacted in every output.
-
-Work is bounded on any input: libyaml's C parser is used when PyYAML has it (a 5 MB inventory
-parses in seconds, not minutes; its marks keep line numbers), nesting deeper than ``MAX_DEPTH``
-and aliases expanding past ``MAX_EXPANDED_NODES`` values are refused before anything is built
-(an alias bomb would otherwise hang every later walk over the data).
 """
 
 from __future__ import annotations
@@ -22,6 +17,10 @@ import yaml
 from .errors import InputError, Source
 from .secrets import Secret
 
+# Work is bounded on any input: libyaml's C parser when PyYAML has it (a 5 MB inventory parses in
+# seconds, not minutes; its marks keep line numbers), and nesting deeper than MAX_DEPTH or aliases
+# expanding past MAX_EXPANDED_NODES values are refused before anything is built (an alias bomb
+# would otherwise hang every later walk over the data).
 # Deeper YAML is not a real inventory or playbook, and Python's recursion limit is near.
 MAX_DEPTH = 100
 # Values a document may hold once its aliases are expanded (a plain 50k-host inventory has ~400k).
@@ -120,13 +119,43 @@ def _construct_secret(loader: _Loader, node: yaml.Node) -> Secret:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("!secret", _construct_secret)
-for _loader_class in _LOADERS[1:]:
-    # One table for both parsers: a constructor added to _Loader, here or later, serves libyaml's too.
-    _loader_class.yaml_constructors = _Loader.yaml_constructors
+def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
+    """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
+    loader = _new_loader(text)
+    loader.filename = filename
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _may_exceed_bounds(text):
+            check_bounds(node, filename, error=error)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise error(
+            f"YAML nested too deeply to read (more than {MAX_DEPTH} levels)", source=Source(filename),
+            hint="flatten the structure",
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = f"{exc.context}: {problem}"
+        hint = "check indentation and quoting on that line (a value starting with '{{' must be quoted)"
+        if "nesting depth" in problem:  # libyaml's own bound (1000 levels)
+            hint = f"flatten the structure: at most {MAX_DEPTH} levels are read"
+        raise error(f"YAML syntax error: {problem}", source=Source(filename, line), hint=hint) from None
+    except yaml.YAMLError as exc:
+        raise error(f"YAML error: {exc}", source=Source(filename)) from None
+    finally:
+        loader.dispose()
 
 
 def _new_loader(text: str) -> Any:
-    return _LOADERS[-1](text)
+    loader_class = _LOADERS[-1]
+    # One table for both parsers: every constructor added to _Loader serves libyaml's loader too.
+    loader_class.yaml_constructors = _Loader.yaml_constructors
+    return loader_class(text)
 
 
 def check_bounds(node: yaml.Node, filename: str, *, error: type[InputError] = InputError) -> None:
@@ -183,38 +212,6 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 # A Secret dumps as the string it is (to_yaml, written files); safe_dump refuses str subclasses.
 yaml.SafeDumper.add_representer(Secret, lambda dumper, value: dumper.represent_str(str.__str__(value)))
-
-
-def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
-    """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
-    loader = _new_loader(text)
-    loader.filename = filename
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _may_exceed_bounds(text):
-            check_bounds(node, filename, error=error)
-        return loader.construct_document(node)
-    except RecursionError:
-        raise error(
-            f"YAML nested too deeply to read (more than {MAX_DEPTH} levels)", source=Source(filename),
-            hint="flatten the structure",
-        ) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or "invalid YAML"
-        if exc.context:
-            problem = f"{exc.context}: {problem}"
-        hint = "check indentation and quoting on that line (a value starting with '{{' must be quoted)"
-        if "nesting depth" in problem:  # libyaml's own bound (1000 levels)
-            hint = f"flatten the structure: at most {MAX_DEPTH} levels are read"
-        raise error(f"YAML syntax error: {problem}", source=Source(filename, line), hint=hint) from None
-    except yaml.YAMLError as exc:
-        raise error(f"YAML error: {exc}", source=Source(filename)) from None
-    finally:
-        loader.dispose()
 
 
 def load_yaml(path: Path | str, *, error: type[InputError] = InputError) -> Any:
