@@ -119,6 +119,8 @@ def _construct_secret(loader: _Loader, node: yaml.Node) -> Secret:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("!secret", _construct_secret)
+
+
 def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
     """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
     loader = _new_loader(text)
