@@ -376,6 +376,8 @@ class SSHConnection(_BytesConnection):
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
         err.append(seen_err)
+        if cancel.is_set():  # Ctrl-C while sudo asked: an interrupt, not a refused password
+            return
         raise AuthError(
             f"host {self.name}: sudo did not accept the become password: {seen_err.decode(errors='replace').strip()}",
             hint="check become_password (or --ask-become-pass) for this host",
