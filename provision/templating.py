@@ -112,6 +112,7 @@ class Templar:
         taint_filters(self.env.filters)
         self.env.tests.update(TESTS)
         self.env.globals["lookup"] = _lookup
+        self.env.globals["range"] = _bounded_range
         self._strings: dict[str, jinja2.Template] = {}
         self._lock = threading.Lock()
 
@@ -318,6 +319,17 @@ def _mandatory(value: Any, msg: str | None = None) -> Any:
 
 def _ternary(value: Any, true_value: Any, false_value: Any) -> Any:
     return true_value if value else false_value
+
+
+MAX_RANGE = 1_000_000
+
+
+def _bounded_range(*bounds: int) -> range:
+    """``range`` for templates, at most ``MAX_RANGE`` numbers: ``range(10**9) | list`` would hang the run."""
+    numbers = range(*bounds)
+    if len(numbers) > MAX_RANGE:
+        raise TemplateError(f"range{bounds} holds {len(numbers):,} numbers; at most {MAX_RANGE:,}")
+    return numbers
 
 
 def _lookup(kind: str, *terms: str, default: Any = None) -> Any:
