@@ -354,8 +354,9 @@ class SSHConnection(_BytesConnection):
         return True
 
     def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes],
-                     cancel: threading.Event) -> None:
+                     cancel: threading.Event | None = None) -> None:
         """Wait for sudo's prompt (type the password) or the ready mark (no password needed)."""
+        cancel = self._cancel if cancel is None else cancel
         deadline = time.monotonic() + self._connect_timeout + 20
         seen_out = b""
         seen_err = b""
