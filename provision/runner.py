@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from .errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -28,6 +30,7 @@ from .errors import (
     PlaybookError,
     ProvisionError,
     Source,
+    TemplateError,
 )
 from .events import PlayStarted, Recap, Reporter, TaskDone
 from .facts import FACTS_SCRIPT, parse_facts
@@ -168,6 +171,9 @@ class Runner:
                 if isinstance(src, str) and not is_template(src):
                     try:
                         templar.env.get_template(src)
+                    except jinja2.TemplateSyntaxError as exc:
+                        raise TemplateError(f"template syntax error: {exc.message}",
+                                            source=Source(exc.filename or src, exc.lineno)) from None
                     except Exception:
                         searched = ", ".join(str(p) for p in templar.search_path)
                         raise PlaybookError(f"template {src!r} not found (searched {searched})",
