@@ -14,6 +14,7 @@ from typing import Any
 
 from .plan import HostPlan
 
+
 # The last JSON object a host-side script prints is its answer.
 def last_json(output: str) -> dict[str, Any] | None:
     for line in reversed(output.strip().splitlines()):
@@ -138,7 +139,8 @@ def drain_script(plan: HostPlan, site: str, timeout: float) -> str:
         f"cd {quote(plan.live_path)}\n"
         f"end=$(( $(date +%s) + {int(timeout)} ))\n"
         "while :; do\n"
-        f"  out=$({quote(plan.bench_cli)} --site {quote(site)} ready-for-migration 2>&1) && {{ echo \"$out\"; exit 0; }}\n"
+        f"  out=$({quote(plan.bench_cli)} --site {quote(site)} ready-for-migration 2>&1) "
+        "&& { echo \"$out\"; exit 0; }\n"
         "  if [ \"$(date +%s)\" -ge \"$end\" ]; then echo \"$out\" >&2; "
         f"echo 'jobs still queued or running after {int(timeout)}s' >&2; exit 1; fi\n"
         "  sleep 1\n"
@@ -253,23 +255,6 @@ def switch_script(plan: HostPlan, target_path: str) -> str:
 def migrate_script(plan: HostPlan, site: str) -> str:
     """(frappe user) bench migrate of one site, on the live (new) release."""
     return f"cd {quote(plan.bench_path)}\n{quote(plan.bench_cli)} --site {quote(site)} migrate\n"
-
-
-def restart_script(plan: HostPlan, old_path: str) -> str:
-    """(root) supervisor re-reads a changed config, the configured restart command runs, nginx reloads
-    when its config changed between the releases."""
-    ctl = quote(plan.supervisorctl)
-    return (
-        "set -e\n"
-        f"for i in $(seq 1 100); do {ctl} pid >/dev/null 2>&1 && break; sleep 0.2; done\n"
-        f"if ! cmp -s {quote(old_path)}/config/supervisor.conf {quote(plan.bench_path)}/config/supervisor.conf; then\n"
-        f"  {ctl} reread >/dev/null && {ctl} update\n"
-        "fi\n"
-        f"{plan.restart_cmd}\n"
-        f"if ! cmp -s {quote(old_path)}/config/nginx.conf {quote(plan.bench_path)}/config/nginx.conf; then\n"
-        "  nginx -t -q && { systemctl reload nginx 2>/dev/null || service nginx reload; }\n"
-        "fi\n"
-    )
 
 
 # -- restore: into a NEW database, proven equal to the backup, then the site points at it ------------

@@ -22,9 +22,8 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
 from shlex import quote
+from typing import Any, Literal
 
 # Step names, in the order an update writes them.
 BEGIN = "begin"
@@ -117,7 +116,7 @@ def recovery_plan(entries: list[Entry], live_path: str) -> Recovery:
         return Recovery("none", "the operation ended")
     data = begin.data
     from_path, to_path = str(data.get("from_path", "")), str(data.get("to_path", ""))
-    common = {
+    common: dict[str, Any] = {
         "from_path": from_path, "to_path": to_path, "from_release": str(data.get("from_release", "")),
         "to_release": str(data.get("to_release", "")), "run_id": begin.run_id,
     }

@@ -156,5 +156,6 @@ def delete_script(frappe_home: str, bench_path: str, names: Iterable[str], live:
         if not RELEASE_NAME.match(name) or name == live:
             continue
         path = quote(f"{frappe_home}/benches/{name}")
-        lines.append(f"if [ \"$live_dir\" != \"$(readlink -f {path})\" ]; then rm -rf -- {path} && echo deleted {name}; fi")
+        lines.append(f"if [ \"$live_dir\" != \"$(readlink -f {path})\" ]; then "
+                     f"rm -rf -- {path} && echo deleted {name}; fi")
     return "\n".join(lines) + "\n"
