@@ -46,6 +46,7 @@ class HostPlan:
     drain_timeout: float = 300
     health_timeout: float = 120
     migrate_timeout: float = 3600
+    lock_dir: str = "/var/lib/provision"
 
     @property
     def live_release(self) -> str:
@@ -112,4 +113,5 @@ class HostPlan:
             drain_timeout=float(data.get("drain_timeout") or 300),
             health_timeout=float(data.get("health_timeout") or 120),
             migrate_timeout=float(data.get("migrate_timeout") or 3600),
+            lock_dir=str(data.get("lock_dir") or "/var/lib/provision"),
         )

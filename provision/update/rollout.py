@@ -193,7 +193,8 @@ class Rollout:
             for host in batch:
                 connection = self.connection(host)
                 try:
-                    lock = HostLock(connection, operation=self.options.operation, run_id=self.run_id)
+                    lock = HostLock(connection, operation=self.options.operation, run_id=self.run_id,
+                                    lock_dir=plans[host].lock_dir)
                     if not self.options.check:
                         lock.acquire()
                         locks[host] = lock
