@@ -45,8 +45,8 @@ def prune(releases: Sequence[Release], live: str, keep: int) -> list[str]:
     ordered = sorted(releases, key=lambda r: (r.built_at, r.name), reverse=True)
     live_release = next((r for r in ordered if r.name == live), None)
     live_at = live_release.built_at if live_release else ""
-    good = [r for r in ordered if r.state == GOOD or r.name == live]
-    kept = {r.name for r in good[:keep]} | {live}
+    others = [r for r in ordered if r.state == GOOD and r.name != live]
+    kept = {r.name for r in others[:keep - 1]} | {live}
     bad = [r for r in ordered if r.state == BAD]
     if bad:
         kept.add(bad[0].name)

@@ -127,8 +127,10 @@ def sql(q):
     out = subprocess.run(["mariadb", "-N", "-B"], input=q, capture_output=True, text=True, check=True)
     return [l.split("\t") for l in out.stdout.splitlines() if l]
 tables = [r[0] for r in sql("SELECT table_name FROM information_schema.tables WHERE table_schema='%s'" % db)]
-sums = {t: [sql("SELECT COUNT(*) FROM `%s`.`%s`" % (db, t))[0][0], sql("CHECKSUM TABLE `%s`.`%s` EXTENDED" % (db, t))[0][1]]
-        for t in sorted(tables)}
+def one(t):
+    name = "`%s`.`%s`" % (db, t)
+    return [sql("SELECT COUNT(*) FROM " + name)[0][0], sql("CHECKSUM TABLE %s EXTENDED" % name)[0][1]]
+sums = {t: one(t) for t in sorted(tables)}
 config = json.load(open(sys.argv[1]))
 print(json.dumps({"db": db, "tables": sums, "maintenance": config.get("maintenance_mode", 0)}))
 '''
@@ -166,9 +168,9 @@ def test_update_to_v2_migrates_every_site_and_keeps_the_data(update_lab: LabHand
         assert versions(update_lab, host, site)["ledger"] == "2.0.0"
         rows = entries(update_lab, host, site)
         assert [(e["account"], float(e["amount"])) for e in rows] == [(a, float(n)) for a, n in ENTRIES]
-        patch_runs = update_lab.ssh(host, "mariadb -N -e \"SELECT COUNT(*) FROM \\`%s\\`.\\`tabPatch Log\\` "
-                                          "WHERE patch='ledger.patches.v2_add_memo'\"" %
-                                    table_sums(update_lab, host, site)["db"]).stdout.strip()
+        db = table_sums(update_lab, host, site)["db"]
+        query = f"SELECT COUNT(*) FROM \\`{db}\\`.\\`tabPatch Log\\` WHERE patch='ledger.patches.v2_add_memo'"
+        patch_runs = update_lab.ssh(host, f'mariadb -N -e "{query}"').stdout.strip()
         assert patch_runs == "1", (host, site, patch_runs)
         report = hosts[host]["sites"][site]
         assert report["state"] == "migrated" and report["maintenance_s"] > 0, report
@@ -296,7 +298,7 @@ def test_bench_setup_supervisor_and_restart_keep_the_groups(update_lab: LabHandl
     while True:
         status = update_lab.ssh("lab2", "supervisorctl status", check=False).stdout
         programs = [line.split()[:2] for line in status.splitlines() if line.strip()]
-        if programs and all(state == "RUNNING" for _, state in programs) or time.monotonic() > deadline:
+        if (programs and all(state == "RUNNING" for _, state in programs)) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert programs and all(state == "RUNNING" for _, state in programs), status
