@@ -145,6 +145,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """The deploy playbook under the host lock, then the update flow where the app refs moved."""
+    from provision.update import releases
     from provision.update.plan import HostPlan
     from provision.update.rollout import Rollout, RolloutOptions
 
@@ -171,6 +172,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             if plan.live_path and plan.live_path != plan.release_path:
                 moved[host] = plan
             else:
+                if not args.check:  # a deployed, verified release is a rollback target
+                    connection = rollout.connection(host)
+                    try:
+                        connection.run(releases.mark_script(plan.release_dir, releases.GOOD, "deployed",
+                                                            only_if_built=True), become_user=plan.frappe_user)
+                    finally:
+                        connection.close()
                 from provision.update.flow import HostReport
 
                 rollout.reports[host] = HostReport(host, status="unchanged", from_release=plan.release,

@@ -115,6 +115,8 @@ class HostFlow:
         self.decisions: list[SiteDecision] = []
         self.all_sites: list[str] = []
         self._maintenance_at: dict[str, float] = {}
+        self.reads_opened: set[str] = set()
+        self.maintenance_now: list[str] = []
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -251,7 +253,7 @@ class HostFlow:
                 self.check_stop("migrate")
                 self.migrate(site)
             self.restart(other=plan.live_path)
-            self.gate(plan.release_path, journal.HEALTH)
+            self.gate(plan.release_path, journal.HEALTH, in_maintenance=migrating)
             for site in migrating:
                 self.maintenance(site, on=False)
             self.mark(plan.release_dir, releases.GOOD, "passed the health gate")
@@ -280,15 +282,21 @@ class HostFlow:
 
     # -- steps -------------------------------------------------------------------------------------
 
-    def maintenance(self, site: str, *, on: bool) -> None:
+    def maintenance(self, site: str, *, on: bool, close_reads: bool | None = None) -> None:
         name = journal.MAINTENANCE_ON if on else journal.MAINTENANCE_OFF
+        close = (site in self.reads_opened) if close_reads is None else close_reads
         with self.step(name, site) as out:
-            self.must(name, site, self.run(hostops.maintenance_script(self.plan, site, on), as_frappe=True),
-                      f"maintenance mode {'on' if on else 'off'}")
+            self.must(name, site, self.run(hostops.maintenance_script(self.plan, site, on, close_reads=close),
+                                           as_frappe=True), f"maintenance mode {'on' if on else 'off'}")
             if on:
                 self.entered.append(site)
+                self.maintenance_now.append(site)
                 self._maintenance_at[site] = time.monotonic()
-            elif site in self._maintenance_at and site in self.report.sites:
+                return
+            self.reads_opened.discard(site)
+            if site in self.maintenance_now:
+                self.maintenance_now.remove(site)
+            if site in self._maintenance_at and site in self.report.sites:
                 self.report.sites[site].maintenance_s = round(time.monotonic() - self._maintenance_at.pop(site), 2)
                 out["msg"] = f"{self.report.sites[site].maintenance_s:.1f}s in maintenance"
 
@@ -344,8 +352,19 @@ class HostFlow:
             said = (hostops.last_json(result.stdout) or {}).get("said") or []
             out["msg"] = "; ".join(str(s) for s in said) or self.plan.restart_cmd
 
-    def gate(self, release_path: str, name: str) -> GateResult:
+    def open_reads(self, sites: Sequence[str]) -> None:
+        """Reads through maintenance for the gate (Frappe's allow_reads_during_maintenance); writes stay off."""
+        for site in sites:
+            if site in self.reads_opened:
+                continue
+            result = self.run(hostops.open_reads_script(self.plan, site), as_frappe=True)
+            before = ((hostops.last_json(result.stdout) or {}).get("before") or {})
+            if result.ok and not before.get("allow_reads_during_maintenance"):
+                self.reads_opened.add(site)
+
+    def gate(self, release_path: str, name: str, *, in_maintenance: Sequence[str] = ()) -> GateResult:
         with self.step(name, changes=False) as out:
+            self.open_reads(in_maintenance)
             script = gate_script(release_path=release_path, apps=self.plan.apps,
                                  sites=[self.plan.site_target(s) for s in self.all_sites],
                                  supervisorctl=self.plan.supervisorctl, bench_name=self.plan.bench_name,
@@ -409,7 +428,8 @@ class HostFlow:
                 kept_in_maintenance.append(site)
         try:
             self.restart(other=new_path)
-            self.gate(old_path, "health_old")
+            self.gate(old_path, "health_old", in_maintenance=[s for s in maintenance_sites
+                                                              if s not in kept_in_maintenance])
         except StepFailed as exc:
             problems.append(exc.message)
         for site in maintenance_sites:

@@ -106,6 +106,7 @@ import json, os, sys
 path, changes = sys.argv[1], json.loads(sys.argv[2])
 with open(path) as fh:
     config = json.load(fh)
+before = {key: config.get(key) for key in changes}
 for key, value in changes.items():
     if value is None:
         config.pop(key, None)
@@ -119,7 +120,7 @@ with open(tmp, "w") as fh:
     os.fsync(fh.fileno())
 os.chmod(tmp, os.stat(path).st_mode & 0o7777)
 os.replace(tmp, path)
-print(json.dumps({"maintenance_mode": config.get("maintenance_mode", 0)}))
+print(json.dumps({"before": before, "maintenance_mode": config.get("maintenance_mode", 0)}))
 '''
 
 
@@ -128,9 +129,18 @@ def site_config_script(plan: HostPlan, site: str, changes: Mapping[str, Any]) ->
     return _python(_SITE_CONFIG, path, json.dumps(dict(changes)))
 
 
-def maintenance_script(plan: HostPlan, site: str, on: bool) -> str:
+def maintenance_script(plan: HostPlan, site: str, on: bool, *, close_reads: bool = False) -> str:
     # pause_scheduler too, as bench update does; both cleared again, never left behind
-    return site_config_script(plan, site, {"maintenance_mode": 1 if on else 0, "pause_scheduler": 1 if on else None})
+    changes: dict[str, Any] = {"maintenance_mode": 1 if on else 0, "pause_scheduler": 1 if on else None}
+    if close_reads:
+        changes["allow_reads_during_maintenance"] = None
+    return site_config_script(plan, site, changes)
+
+
+def open_reads_script(plan: HostPlan, site: str) -> str:
+    """Let GET requests through maintenance mode, so the health gate sees the site's real pages
+    before maintenance ends; writes stay refused. (Frappe's own ``allow_reads_during_maintenance``.)"""
+    return site_config_script(plan, site, {"allow_reads_during_maintenance": 1})
 
 
 def drain_script(plan: HostPlan, site: str, timeout: float) -> str:

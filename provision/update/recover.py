@@ -42,12 +42,14 @@ def recover_host(connection: Connection, local: Connection, plan: HostPlan, opti
                 flow.journal(journal.END, "done", result="nothing to do")
             continue
         if decision.action == "abort":
+            flow.reads_opened.update(decision.maintenance_sites)  # a cut gate may have opened them
             flow.abort(decision.maintenance_sites)
             continue
         if decision.action == "complete":
+            flow.reads_opened.update(decision.maintenance_sites)
             try:
                 flow.restart(other=decision.from_path)
-                flow.gate(decision.to_path, journal.HEALTH)
+                flow.gate(decision.to_path, journal.HEALTH, in_maintenance=decision.maintenance_sites)
                 for site in decision.maintenance_sites:
                     flow.maintenance(site, on=False)
                 flow.mark(target.release_dir, releases.GOOD, "passed the health gate (recovered run)")
@@ -57,6 +59,7 @@ def recover_host(connection: Connection, local: Connection, plan: HostPlan, opti
                 reason = failure.message
         else:
             reason = decision.reason
+        flow.reads_opened.update(decision.maintenance_sites)
         flow.rollback(old_path=decision.from_path, new_path=decision.to_path, new_dir=target.release_dir,
                       restore_sites=decision.restore_sites, backups=decision.backups,
                       maintenance_sites=decision.maintenance_sites, reason=f"recovering run {run_id}: {reason}")

@@ -127,9 +127,11 @@ def release_of(path: str) -> str:
     return ""
 
 
-def mark_script(release_dir: str, state: str, reason: str = "") -> str:
-    """Set a release record's state (atomically), keeping the rest of the record."""
+def mark_script(release_dir: str, state: str, reason: str = "", *, only_if_built: bool = False) -> str:
+    """Set a release record's state (atomically), keeping the rest of the record; with
+    ``only_if_built``, only a release that was never marked (a first deploy's) changes."""
     record = f"{release_dir}/release.json"
+    guard = "if data.get(\"state\", \"built\") != \"built\":\n    sys.exit(0)\n" if only_if_built else ""
     return (
         "python3 -c '\n"
         "import json, os, sys, time\n"
@@ -138,6 +140,7 @@ def mark_script(release_dir: str, state: str, reason: str = "") -> str:
         "    data = json.load(open(path))\n"
         "except (OSError, ValueError):\n"
         "    data = {}\n"
+        f"{guard}"
         "data.update(state=state, reason=reason, marked_at=time.strftime(\"%Y-%m-%dT%H:%M:%SZ\", time.gmtime()))\n"
         "with open(path + \".tmp\", \"w\") as fh:\n"
         "    json.dump(data, fh, indent=1, sort_keys=True)\n"
