@@ -56,13 +56,16 @@ installed = {}
 if sites:
     out = subprocess.run([params["bench_cli"], "--site", "all", "list-apps", "--format", "json"], cwd=live,
                          capture_output=True, text=True, timeout=600)
-    for line in reversed(out.stdout.strip().splitlines()):
-        if line.strip().startswith("{"):
-            try:
-                installed = json.loads(line)
-                break
-            except ValueError:
-                pass
+    # frappe prints the JSON indented, maybe after other lines: the first "{" line that starts a
+    # document which parses to the end
+    text = out.stdout
+    starts = [i for i in range(len(text)) if text[i] == "{" and (i == 0 or text[i - 1] == "\n")]
+    for start in starts:
+        try:
+            installed = json.loads(text[start:])
+            break
+        except ValueError:
+            pass
 live_apps = [a for a in open(os.path.join(live, "sites", "apps.txt")).read().split() if a] \
     if os.path.exists(os.path.join(live, "sites", "apps.txt")) else []
 changes = {}

@@ -159,7 +159,7 @@ class Rollout:
                         if not plans and not self.reports:
                             self.reporter.note("-", "no host to update", style="yellow", label="warning")
                         return self.finish(started)
-                    hosts = list(plans)
+                    hosts = [h for h in self.states if h in plans] + [h for h in plans if h not in self.states]
                     offset = 0
                     batches = serial_batches(len(hosts), [_serial_spec(self.options.serial)])
                     for number, size in enumerate(batches, start=1):
@@ -213,7 +213,8 @@ class Rollout:
                     ready.remove(host)
                 elif recovered is not None:
                     self.reporter.note(host, "; ".join(recovered.notes), label="recover")
-            if build is not None and ready:
+            # update --check builds nothing: the info run names the release, the survey fetches the refs
+            if build is not None and ready and not (self.options.check and self.options.operation != "deploy"):
                 built = build(ready)
                 for host in list(ready):
                     if host not in built:

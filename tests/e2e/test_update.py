@@ -162,7 +162,8 @@ def test_update_to_v2_migrates_every_site_and_keeps_the_data(update_lab: LabHand
     assert result.returncode == 0, failures(result)
     decisions = [e for e in events(result) if e["event"] == "migrate_decision"]
     assert {(d["host"], d["site"]) for d in decisions} == set(ALL_SITES)
-    assert all(d["migrate"] and "patches" in d["reason"] for d in decisions), decisions
+    assert all(d["migrate"] and "patches" in d["reason"] for d in decisions), [d["reason"] for d in decisions]
+    assert [d["host"] for d in decisions] == ["lab1", "lab1", "lab2", "lab3"]  # inventory order, lab1 the canary
     hosts = update_recap(result)
     for host, site in ALL_SITES:
         assert versions(update_lab, host, site)["ledger"] == "2.0.0"
@@ -186,6 +187,19 @@ def test_second_update_is_a_no_op(project: Path) -> None:
     assert result.returncode == 0, failures(result)
     assert {host: stats["changed"] for host, stats in recap(result).items()} == {"lab1": 0, "lab2": 0, "lab3": 0}, [
         (e["host"], e["task"], e["msg"]) for e in events(result) if e["event"] == "task" and e["changed"]]
+
+
+def test_check_mode_says_what_would_happen_and_changes_nothing(update_lab: LabHandle, project: Path) -> None:
+    links = {h.name: live_release(update_lab, h.name) for h in update_lab.hosts}
+    benches = update_lab.ssh("lab1", "ls /home/frappe/benches").stdout
+    result = provision(project, "update", "--apps", "ledger@v2.1", "--limit", "lab1", "--check")
+    assert result.returncode == 0, failures(result)
+    decisions = {d["site"]: d for d in events(result) if d["event"] == "migrate_decision"}
+    assert set(decisions) == set(SITES["lab1"]) and not any(d["migrate"] for d in decisions.values()), decisions
+    assert "none needs migrate" in decisions["s1.local"]["reason"]
+    assert update_recap(result)["lab1"]["status"] == "checked"
+    assert {h.name: live_release(update_lab, h.name) for h in update_lab.hosts} == links
+    assert update_lab.ssh("lab1", "ls /home/frappe/benches").stdout == benches
 
 
 def test_broken_update_rolls_the_canary_back_with_its_data_intact(update_lab: LabHandle, project: Path) -> None:
@@ -307,3 +321,14 @@ def test_bench_setup_supervisor_and_restart_keep_the_groups(update_lab: LabHandl
     for site in SITES["lab2"]:
         code, body = http(update_lab.host("lab2").address, "/api/method/ping", site)
         assert code == 200, body
+
+
+def test_rollback_goes_back_to_the_previous_good_release(update_lab: LabHandle, project: Path) -> None:
+    before = entries(update_lab, "lab3", "s4.local")
+    result = provision(project, "rollback", "--limit", "lab3")
+    assert result.returncode == 0, failures(result)
+    assert update_recap(result)["lab3"]["status"] == "updated"
+    assert versions(update_lab, "lab3", "s4.local")["ledger"] == "1.0.0"
+    assert [(e["account"], float(e["amount"])) for e in entries(update_lab, "lab3", "s4.local")] == \
+        [(e["account"], float(e["amount"])) for e in before]
+    assert table_sums(update_lab, "lab3", "s4.local")["maintenance"] == 0
