@@ -212,6 +212,15 @@ class HostFlow:
     # -- the update --------------------------------------------------------------------------------
 
     def update(self) -> HostReport:
+        """The update of this host; a failure before anything changed leaves it as it was."""
+        try:
+            return self._update()
+        except StepFailed as failure:  # before the journal's begin: nothing was changed
+            self.report.status = "failed"
+            self.report.step, self.report.site, self.report.error = failure.step, failure.site or "", failure.message
+            return self.report
+
+    def _update(self) -> HostReport:
         plan = self.plan
         if plan.live_path == plan.release_path:
             self.report.status = "unchanged"

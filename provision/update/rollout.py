@@ -231,12 +231,21 @@ class Rollout:
                         plans[host] = chosen
 
             def one(host: str) -> None:
-                flow = HostFlow(connections[host], self.local, plans[host], self.flow_options(), self.reporter)
+                try:
+                    flow = HostFlow(connections[host], self.local, plans[host], self.flow_options(), self.reporter)
+                except ProvisionError as exc:  # bad hooks in the inventory: nothing ran
+                    self.reports[host] = HostReport(host, status="failed", step="hooks", error=str(exc))
+                    return
                 try:
                     self.reports[host] = flow.update()
-                except (ConnectError, ProvisionError) as exc:
+                except ConnectError as exc:
                     flow.report.status = "lost"
                     flow.report.error = f"{exc}\nthe next update or deploy finishes or rolls back from the journal"
+                    self.reports[host] = flow.report
+                except Exception as exc:  # a bug must not take the other hosts' flows down with it
+                    flow.report.status = "failed"
+                    flow.report.error = (f"unexpected {type(exc).__name__}: {exc}\nthe next update or deploy "
+                                         "finishes or rolls back what the journal shows half done")
                     self.reports[host] = flow.report
 
             if self.options.sequential_flows:

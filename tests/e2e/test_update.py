@@ -217,13 +217,16 @@ def test_broken_update_rolls_the_canary_back_with_its_data_intact(update_lab: La
         assert after["maintenance"] == 0, (host, site)
         assert versions(update_lab, host, site)["ledger"] == "2.0.0"
         assert live_release(update_lab, host) == links[host]
-    # lab1's sites now use the restored copies; the migrated databases were kept, not dropped
-    for site in SITES["lab1"]:
-        site_report = report["sites"][site]
-        assert site_report["state"] == "restored" and site_report["kept_db"] == before[("lab1", site)]["db"]
-        kept = update_lab.ssh("lab1", f"mariadb -N -e \"SELECT SUM(amount) FROM \\`{site_report['kept_db']}\\`."
-                                      "\\`tabLedger Entry\\`\"").stdout.strip()
-        assert float(kept) == 100 * sum(n for _, n in ENTRIES)  # what the broken patch did, kept for inspection
+    # s1 (its migrate failed) uses the restored copy; the migrated database was kept, not dropped.
+    # s2's migrate never started: its database was never touched.
+    site_report = report["sites"]["s1.local"]
+    assert site_report["state"] == "restored" and site_report["kept_db"] == before[("lab1", "s1.local")]["db"]
+    assert table_sums(update_lab, "lab1", "s1.local")["db"] == site_report["restored_db"]
+    kept = update_lab.ssh("lab1", f"mariadb -N -e \"SELECT SUM(amount) FROM \\`{site_report['kept_db']}\\`."
+                                  "\\`tabLedger Entry\\`\"").stdout.strip()
+    assert float(kept) == 100 * sum(n for _, n in ENTRIES)  # what the broken patch did, kept for inspection
+    assert report["sites"]["s2.local"]["state"] == "unchanged"
+    assert table_sums(update_lab, "lab1", "s2.local")["db"] == before[("lab1", "s2.local")]["db"]
     for host in ("lab2", "lab3"):  # never touched: no new release built there
         count = update_lab.ssh(host, "ls -d /home/frappe/benches/*/ | wc -l").stdout.strip()
         assert count == "2", (host, count)
