@@ -335,3 +335,13 @@ def test_rollback_goes_back_to_the_previous_good_release(update_lab: LabHandle, 
     assert [(e["account"], float(e["amount"])) for e in entries(update_lab, "lab3", "s4.local")] == \
         [(e["account"], float(e["amount"])) for e in before]
     assert table_sums(update_lab, "lab3", "s4.local")["maintenance"] == 0
+
+
+def test_deploy_whose_refs_moved_runs_the_update_flow(update_lab: LabHandle, project: Path) -> None:
+    # lab3 went back to v1 above; the inventory says v2: a deploy must update it, never switch silently
+    result = provision(project, "deploy", "--limit", "lab3")
+    assert result.returncode == 0, failures(result)
+    steps = [e["task"] for e in events(result) if e["event"] == "task" and e["module"] == "update"]
+    assert steps[:1] == ["decide"] and "backup" in steps and "migrate" in steps and "health" in steps, steps
+    assert versions(update_lab, "lab3", "s4.local")["ledger"] == "2.0.0"
+    assert table_sums(update_lab, "lab3", "s4.local")["maintenance"] == 0
