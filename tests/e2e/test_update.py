@@ -284,7 +284,8 @@ def test_second_run_refuses_a_held_lock_and_a_killed_run_leaves_it_stale(update_
         owner = json.loads(update_lab.ssh("lab1", "cat /var/lib/provision/lock/owner.json").stdout)
         second = provision(project, "update", "--limit", "lab1", timeout=300)
         assert second.returncode == 2
-        assert "locked by update run " + owner["run_id"] in second.stderr + second.stdout
+        refused = update_recap(second)["lab1"]
+        assert refused["step"] == "lock" and "locked by update run " + owner["run_id"] in refused["error"], refused
         time.sleep(3)  # let the first run get into its steps
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
@@ -294,7 +295,8 @@ def test_second_run_refuses_a_held_lock_and_a_killed_run_leaves_it_stale(update_
         first.communicate(timeout=30)
     stale = provision(project, "update", "--limit", "lab1", timeout=300)
     assert stale.returncode == 2
-    assert "stale lock" in stale.stderr and "provision unlock lab1" in stale.stderr
+    error = update_recap(stale)["lab1"]["error"]
+    assert "stale lock" in error and "provision unlock lab1 --reason" in error, error
     unlock = subprocess.run([sys.executable, "-m", "provision", "unlock", "lab1", "--reason", "e2e: killed run"],
                             cwd=project, capture_output=True, text=True, timeout=120)
     assert unlock.returncode == 0, unlock.stderr
@@ -309,8 +311,11 @@ def test_second_run_refuses_a_held_lock_and_a_killed_run_leaves_it_stale(update_
 
 
 def test_bench_setup_supervisor_and_restart_keep_the_groups(update_lab: LabHandle) -> None:
-    setup = as_frappe(update_lab, "lab2", "cd ~/frappe-bench && bench setup supervisor --yes && bench restart")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
+    # bench may not rewrite the deploy's supervisor config (root's, rendered and validated by the
+    # deploy): refused or not, the groups keep their names and keep running, and bench restart works.
+    as_frappe(update_lab, "lab2", "cd ~/frappe-bench && bench setup supervisor --yes")
+    restart = as_frappe(update_lab, "lab2", "cd ~/frappe-bench && bench restart")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
     deadline = time.monotonic() + 60
     while True:
         status = update_lab.ssh("lab2", "supervisorctl status", check=False).stdout
