@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,22 +81,14 @@ class HostPlan:
     @classmethod
     def from_debug(cls, host: str, data: Mapping[str, Any]) -> HostPlan:
         apps = tuple(str(a) for a in data["apps"])
-        names = [str(s) for s in data.get("sites") or []]
-        ports = list(data.get("site_ports") or [None] * len(names))
-        tls = list(data.get("site_tls") or [False] * len(names))
         http_port = int(data.get("nginx_http_port") or 80)
         multitenant = bool(data.get("dns_multitenant"))
-        targets: list[SiteTarget] = []
-        plain_index = 0
-        for name, port, secure in zip(names, ports, tls, strict=False):
-            if multitenant:
-                targets.append(SiteTarget(name, int(port or http_port), bool(secure)))
-                continue
-            # as templates/nginx.conf.j2 assigns ports: the first plain site on nginx_http_port, then 8001...
-            chosen = int(port) if port else (http_port if plain_index == 0 else 8000 + plain_index)
-            if not secure:
-                plain_index += 1
-            targets.append(SiteTarget(name, chosen, bool(secure)))
+        # Rendered by update_plan.yml with the nginx template's own port mapping and tls.yml's view of
+        # which certificates are in place, so the gate reaches each site where nginx serves it.
+        rendered = data.get("site_targets") or []
+        if isinstance(rendered, str):
+            rendered = json.loads(rendered)
+        targets = [SiteTarget(str(t["name"]), int(t["port"]), bool(t.get("tls"))) for t in rendered]
         hooks = data.get("hooks") or {}
         return cls(
             host=host, release=str(data["release"]), release_path=str(data["release_path"]),

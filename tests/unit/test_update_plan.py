@@ -25,22 +25,25 @@ def plan_data(**extra: Any) -> dict[str, Any]:
         "shared_path": "/h/shared", "frappe_home": "/h", "frappe_user": "frappe", "bench_name": "frappe-bench",
         "bench_cli": "bench", "supervisorctl_bin": "supervisorctl", "restart_cmd": "supervisorctl restart x:",
         "apps": ["frappe", "ledger"], "app_refs": ["version-15", "v2"], "app_repos": ["git://g/f", "git://g/l"],
-        "sites": ["a", "b", "c"], "site_ports": [0, 0, 0], "site_tls": [False, False, False],
+        "site_targets": '[{"name": "a", "port": 80, "tls": false}, {"name": "b", "port": 9000, "tls": false}, '
+                        '{"name": "c", "port": 8001, "tls": false}]',
         "dns_multitenant": False, "nginx_http_port": 80,
     }
     data.update(extra)
     return data
 
 
-def test_site_ports_follow_the_nginx_template() -> None:
-    plan = HostPlan.from_debug("h", plan_data(site_ports=[0, 9000, 0]))
-    assert [(s.name, s.port) for s in plan.sites] == [("a", 80), ("b", 9000), ("c", 8002)]
+def test_site_targets_are_taken_as_the_playbook_rendered_them() -> None:
+    plan = HostPlan.from_debug("h", plan_data())
+    assert [(s.name, s.port, s.tls) for s in plan.sites] == [("a", 80, False), ("b", 9000, False), ("c", 8001, False)]
+    listed = HostPlan.from_debug("h", plan_data(site_targets=[{"name": "a", "port": 443, "tls": True}]))
+    assert listed.sites == (SiteTarget("a", 443, True),)
     assert plan.live_release == "r-000000000001" and plan.release_dir == "/h/benches/r-000000000002"
     assert plan.app_refs == {"frappe": "version-15", "ledger": "v2"}
 
 
 def test_multitenant_sites_share_the_http_port_and_undeclared_ones_are_reachable_by_name() -> None:
-    plan = HostPlan.from_debug("h", plan_data(dns_multitenant=True))
+    plan = HostPlan.from_debug("h", plan_data(dns_multitenant=True, site_targets=[{"name": "a", "port": 80}]))
     assert {s.port for s in plan.sites} == {80}
     assert plan.site_target("other") == SiteTarget("other", 80)
     single = HostPlan.from_debug("h", plan_data())
