@@ -11,13 +11,14 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OptionsError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OptionsError, Source
 
 if TYPE_CHECKING:
+    from .connspec import ConnectionSpec
     from .events import Reporter
     from .inventory import Inventory
     from .playbook import Playbook
@@ -278,6 +279,7 @@ def run_playbook(args: argparse.Namespace, playbook: Playbook, *, pattern: str |
         reporter.warning(warning)
     runner = Runner(inventory, options, reporter, redactor=redactor)
     runner.prepare(playbook)
+    check_connection_files(inventory, (state.spec for state in runner.hosts.values()))
     with interrupts(runner.interrupt):
         try:
             result = runner.run(playbook)
@@ -293,8 +295,7 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
     from .runner import RunOptions
     from .variables import parse_extra_vars
 
-    if args.forks < 1:
-        raise OptionsError("--forks must be at least 1")
+    _check_numbers(args)
     limit = args.limit
     if pattern:
         limit = f"{pattern}:&{limit}" if limit else pattern
@@ -305,11 +306,10 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
     for path in args.known_hosts:
         if not path.exists():
             raise OptionsError(f"--known-hosts {path}: no such file")
-    password = None
-    if args.ask_become_pass:
-        import getpass
-
-        password = getpass.getpass("BECOME password: ")
+    if args.ssh_config is not None and not args.ssh_config.is_file():
+        raise OptionsError(f"--ssh-config {args.ssh_config}: no such file",
+                           hint="fix the path, or leave --ssh-config out to read ~/.ssh/config")
+    password = _ask_become_pass() if args.ask_become_pass else None
     return RunOptions(
         check=args.check, diff=args.diff, forks=args.forks, limit=limit,
         tags=_tag_set(args.tags), skip_tags=_tag_set(args.skip_tags),
@@ -318,6 +318,62 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
         connect_timeout=args.connect_timeout, project_dir=Path.cwd(), force_handlers=args.force_handlers,
         **run_option_values(args),
     )
+
+
+# Beyond these, a value is a typo (or would start that many threads / wait for days).
+MAX_FORKS = 1000
+MAX_CONNECT_TIMEOUT = 3600.0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    import math
+
+    if not 1 <= args.forks <= MAX_FORKS:
+        raise OptionsError(f"--forks {args.forks}: must be between 1 and {MAX_FORKS}",
+                           hint="--forks is how many hosts run at once, e.g. --forks 20")
+    timeout = args.connect_timeout
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_CONNECT_TIMEOUT):
+        raise OptionsError(f"--connect-timeout {timeout:g}: must be a number of seconds above 0 and at most "
+                           f"{MAX_CONNECT_TIMEOUT:g}", hint="e.g. --connect-timeout 10 (the default)")
+
+
+def _ask_become_pass() -> str:
+    """The sudo password typed at a prompt on the terminal; without a terminal, a clear input error."""
+    import getpass
+
+    hint = ("run from a terminal, or set become_password for the hosts (tag it !secret, e.g. in "
+            "group_vars/all/vault.yml) instead of -K")
+    try:
+        with open("/dev/tty", "rb"):  # getpass prompts on the controlling terminal
+            pass
+    except OSError:
+        raise OptionsError("-K/--ask-become-pass needs a terminal to prompt on, and there is none",
+                           hint=hint) from None
+    try:
+        return getpass.getpass("BECOME password: ")
+    except EOFError:
+        raise OptionsError("-K/--ask-become-pass: no password was typed (end of input)", hint=hint) from None
+
+
+def check_connection_files(inventory: Inventory, specs: Iterable[ConnectionSpec]) -> None:
+    """A known_hosts or key file named in the inventory that does not exist is bad input: exit 4 now."""
+    from .connspec import ALIASES
+    from .errors import InventoryError
+
+    for spec in specs:
+        if spec.local:
+            continue
+        for setting, value in (("known_hosts_file", spec.known_hosts_file),
+                               ("private_key_file", spec.private_key_file)):
+            if value and not Path(os.path.expanduser(value)).is_file():
+                names = ALIASES[setting]
+                where = next((e.source for e in inventory.explain(spec.name) if e.name in names), None)
+                raise InventoryError(
+                    f"host {spec.name!r}: {names[0]} {value} does not exist",
+                    source=Source(where) if where else None,
+                    hint=f"fix the path, or create the file (for known_hosts: `ssh-keyscan HOST >> {value}`, "
+                    "after checking the fingerprint)" if setting == "known_hosts_file" else "fix the path",
+                )
 
 
 def _tag_set(text: str) -> frozenset[str]:
@@ -404,6 +460,9 @@ def parse_words(parser: argparse.ArgumentParser, words: list[str]) -> argparse.N
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provision`` console script."""
+    from .output.pipes import guard_std_streams
+
+    guard_std_streams()  # `provision ... | head`: the run goes on, its exit code stays its own
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     # `provision run PATTERN [options] -- CMD...`: everything after the first `--` is the command.

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import re
 import select
 import shlex
 import signal
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .connfailure import connect_failure, connection_lost, silence_paramiko
 from .contract import CommandResult
 from .errors import AuthError, ConnectError, HostKeyError
 
@@ -38,7 +40,24 @@ if TYPE_CHECKING:
 
     from .inventory import ConnectionSpec
 
-BOOTSTRAP = 'IFS= read -r n; s=$(head -c "$n"); eval "$s"'
+# The script ends with END_MARK: one cut short (an interrupted upload, a dropped connection) is
+# never evaluated half-way, it exits 125 instead.
+END_MARK = "\n#pv-end"
+BOOTSTRAP = 'IFS= read -r n; s=$(head -c "$n"); case "$s" in *"#pv-end") eval "$s";; *) exit 125;; esac'
+# The remote shell names its pid first on stderr, so a cut command's whole process group can be
+# ended on the host (closing an SSH channel without a pty signals nothing there).
+PID_MARK = "\036pv-pid"
+_PID_LINE = re.compile(rb"\036pv-pid (\d+)\n")
+# Run on a fresh channel after a timeout or Ctrl-C: TERM the group of that pid, then KILL what is left.
+_END_GROUP = """p={pid}
+[ -r /proc/$p/stat ] || exit 0
+g=$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f3)
+[ "$g" -gt 1 ] 2>/dev/null || exit 0
+kill -s TERM -- -"$g" 2>/dev/null
+i=0; while [ $i -lt 20 ] && kill -s 0 -- -"$g" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -s KILL -- -"$g" 2>/dev/null
+exit 0
+"""
 SUDO_PROMPT = "[provision-sudo-password]"
 READY = b"\x06provision-ready\n"
 # The remote side of an interrupted or timed-out command gets this exit code.
@@ -70,7 +89,7 @@ class Connection(Protocol):
 
 def frame(script: str, stdin: bytes | None) -> bytes:
     """The bytes the bootstrap expects: script length, script, then the script's own stdin."""
-    body = script.encode()
+    body = (script + END_MARK).encode()
     return f"{len(body)}\n".encode() + body + (stdin or b"")
 
 
@@ -90,7 +109,16 @@ def remote_command(become_user: str | None, login_user: str | None, *, password:
     # The login user's directory may be closed to the become user (pip, git and bench then fail
     # on a relative path): start in the become user's home, as a login would.
     home = 'cd "$HOME" 2>/dev/null || cd /; ' if prefix else ""
-    return f"{prefix}sh -c {shlex.quote(ready + home + BOOTSTRAP)}"
+    pid = "printf '\\036pv-pid %s\\n' \"$$\" >&2; "
+    return f"{prefix}sh -c {shlex.quote(ready + home + pid + BOOTSTRAP)}"
+
+
+def split_pid_mark(err: bytes) -> tuple[int | None, bytes]:
+    """The remote shell's pid from its stderr, and the stderr without that line."""
+    match = _PID_LINE.search(err)
+    if match is None:
+        return None, err
+    return int(match.group(1)), err[: match.start()] + err[match.end():]
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -169,9 +197,11 @@ class SSHConnection(_BytesConnection):
         from fabric import Config
         from fabric import Connection as FabricConnection
 
+        silence_paramiko()
         spec = self.spec
         config = Config(runtime_ssh_path=str(self._ssh_config)) if self._ssh_config else Config()
-        connect_kwargs: dict[str, Any] = {}
+        # Without it a port that accepts and stays silent holds the host for paramiko's own 15 s.
+        connect_kwargs: dict[str, Any] = {"banner_timeout": self._connect_timeout}
         if spec.private_key_file:
             connect_kwargs.update(
                 key_filename=[os.path.expanduser(spec.private_key_file)], look_for_keys=False, allow_agent=False
@@ -196,21 +226,12 @@ class SSHConnection(_BytesConnection):
             raise HostKeyError(
                 f"host {self.name} ({target}) presented a DIFFERENT host key than the one pinned: "
                 f"got {exc.key.get_name()} {fingerprint(exc.key)}, expected {fingerprint(exc.expected_key)}. "
-                "This can mean the server was rebuilt, or that someone is in the middle.",
-                hint="if the server was really rebuilt, remove its old line with "
-                f"`ssh-keygen -R {_known_hosts_name(conn.host, conn.port)}` and pin the new key",
+                "This can mean the server was rebuilt, or that someone is in the middle "
+                "(fix: if the server was really rebuilt, remove its old line with "
+                f"`ssh-keygen -R {_known_hosts_name(conn.host, conn.port)}` and pin the new key)",
             ) from None
-        except paramiko.AuthenticationException as exc:
-            raise AuthError(
-                f"host {self.name}: {target} refused authentication ({exc})",
-                hint="check ssh_user and ssh_private_key_file (or ansible_user/ansible_ssh_private_key_file) "
-                "for this host, or that the key is in the user's authorized_keys",
-            ) from None
-        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
-            raise ConnectError(
-                f"host {self.name}: cannot connect to {target}: {exc or type(exc).__name__}",
-                hint="check that the address and port are right and that sshd is running there",
-            ) from None
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:  # auth failures included
+            raise connect_failure(exc, host=self.name, target=target, timeout=self._connect_timeout) from None
         self.login_user = conn.user
         return conn
 
@@ -251,7 +272,11 @@ class SSHConnection(_BytesConnection):
             if default.exists():
                 hop.client.load_host_keys(str(default))
             for path in self._known_hosts:
-                hop.client.load_host_keys(str(path))
+                try:
+                    hop.client.load_host_keys(str(path))
+                except OSError as exc:
+                    raise HostKeyError(f"host {self.name}: cannot read known_hosts file {path}: "
+                                       f"{exc.strerror or exc}", hint="fix ssh_known_hosts_file") from None
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -263,43 +288,79 @@ class SSHConnection(_BytesConnection):
         become_user: str | None = None,
         timeout: float | None = None,
     ) -> tuple[int, bytes, bytes]:
-        """Like ``run``, with stdout and stderr as raw bytes (file transfers)."""
+        """Like ``run``, with stdout and stderr as raw bytes (file transfers).
+
+        A timeout or an interrupt cuts the channel and ends the command's process group on the
+        host; a connection that dies meanwhile raises ``ConnectError`` (the host is unreachable).
+        """
+        return self._run_channel(script, stdin=stdin, become_user=become_user, timeout=timeout,
+                                 cancel=self._cancel)
+
+    def _run_channel(self, script: str, *, stdin: bytes | None, become_user: str | None,
+                     timeout: float | None, cancel: threading.Event, end_cut: bool = True) -> tuple[int, bytes, bytes]:
+        import paramiko
+
         self.open()
         password = self.spec.become_password if become_user not in (None, self.login_user) else None
         command = remote_command(become_user, self.login_user, password=password is not None)
         try:
             channel = self._conn.transport.open_session(timeout=self._connect_timeout)
         except Exception as exc:
-            raise ConnectError(f"host {self.name}: connection lost: {exc}") from None
+            raise connection_lost(self.name, exc) from None
         self.sessions += 1
-        with channel:
-            channel.exec_command(command)
-            out: list[bytes] = []
-            err: list[bytes] = []
-            if password is not None:
-                self._answer_sudo(channel, password, out, err)
-            if not self._send(channel, frame(script, stdin)):
-                channel.close()
-                return RC_CUT, b"".join(out), b"".join(err) + b"\n[provision: interrupted]"
-            channel.shutdown_write()
-            rc = self._drain(channel, out, err, timeout)
-        return rc, b"".join(out), b"".join(err)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        cut = False
+        try:
+            with channel:
+                channel.exec_command(command)
+                if password is not None:
+                    self._answer_sudo(channel, password, out, err, cancel)
+                if not self._send(channel, frame(script, stdin), cancel):
+                    channel.close()
+                    err.append(b"\n[provision: interrupted]")
+                    rc, cut = RC_CUT, True
+                else:
+                    channel.shutdown_write()
+                    rc, cut = self._drain(channel, out, err, timeout, cancel)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise connection_lost(self.name, exc) from None
+        if not cut and rc == RC_CUT and not self._alive():  # no exit status: the transport died
+            raise connection_lost(self.name)
+        pid, stderr = split_pid_mark(b"".join(err))
+        if cut and end_cut and pid is not None:
+            self._end_group(pid, become_user)
+        return rc, b"".join(out), stderr
 
-    def _send(self, channel: Any, data: bytes) -> bool:
+    def _alive(self) -> bool:
+        transport = getattr(self._conn, "transport", None)
+        return transport is not None and bool(transport.is_active())
+
+    def _end_group(self, pid: int, become_user: str | None) -> None:
+        """End a cut command's process group on the host, whatever the run's cancel state (bounded)."""
+        import paramiko
+
+        with contextlib.suppress(ConnectError, OSError, EOFError, paramiko.SSHException):
+            self._run_channel(_END_GROUP.format(pid=int(pid)), stdin=None, become_user=become_user,
+                              timeout=15, cancel=threading.Event(), end_cut=False)
+
+    def _send(self, channel: Any, data: bytes, cancel: threading.Event) -> bool:
         """Send in chunks so an interrupt cuts a large upload; False if it was cut."""
         view = memoryview(data)
         for start in range(0, len(view), _CHUNK):
-            if self._cancel.is_set():
+            if cancel.is_set():
                 return False
             channel.sendall(view[start:start + _CHUNK])
         return True
 
-    def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes]) -> None:
+    def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes],
+                     cancel: threading.Event | None = None) -> None:
         """Wait for sudo's prompt (type the password) or the ready mark (no password needed)."""
+        cancel = self._cancel if cancel is None else cancel
         deadline = time.monotonic() + self._connect_timeout + 20
         seen_out = b""
         seen_err = b""
-        while time.monotonic() < deadline and not self._cancel.is_set():
+        while time.monotonic() < deadline and not cancel.is_set():
             select.select([channel], [], [], 0.2)
             if channel.recv_stderr_ready():
                 seen_err += channel.recv_stderr(4096)
@@ -316,19 +377,23 @@ class SSHConnection(_BytesConnection):
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
         err.append(seen_err)
+        if cancel.is_set():  # Ctrl-C while sudo asked: an interrupt, not a refused password
+            return
         raise AuthError(
             f"host {self.name}: sudo did not accept the become password: {seen_err.decode(errors='replace').strip()}",
             hint="check become_password (or --ask-become-pass) for this host",
         )
 
-    def _drain(self, channel: Any, out: list[bytes], err: list[bytes], timeout: float | None) -> int:
+    def _drain(self, channel: Any, out: list[bytes], err: list[bytes], timeout: float | None,
+               cancel: threading.Event) -> tuple[int, bool]:
+        """Read both streams until the exit status; (rc, True) when cut by ``timeout`` or ``cancel``."""
         deadline = time.monotonic() + timeout if timeout else None
         while True:
-            if self._cancel.is_set() or (deadline is not None and time.monotonic() > deadline):
+            if cancel.is_set() or (deadline is not None and time.monotonic() > deadline):
                 channel.close()
-                reason = "interrupted" if self._cancel.is_set() else f"timed out after {timeout:g}s"
+                reason = "interrupted" if cancel.is_set() else f"timed out after {timeout:g}s"
                 err.append(f"\n[provision: {reason}]".encode())
-                return RC_CUT
+                return RC_CUT, True
             if channel.recv_ready():
                 out.append(channel.recv(65536))
                 continue
@@ -347,7 +412,7 @@ class SSHConnection(_BytesConnection):
                     if not chunk:
                         break
                     err.append(chunk)
-                return int(channel.recv_exit_status())
+                return int(channel.recv_exit_status()), False
             if channel.eof_received:
                 # No more output, the exit status is on its way. The channel's pipe stays readable
                 # after EOF, so select would return at once: wait for the status itself instead of
@@ -413,14 +478,24 @@ class LocalConnection(_BytesConnection):
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
         )
-        try:
-            out, err = proc.communicate(frame(script, stdin), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            return RC_CUT, out, err + f"\n[provision: timed out after {timeout:g}s]".encode()
-        return proc.returncode, out, err
+        deadline = time.monotonic() + timeout if timeout else None
+        data: bytes | None = frame(script, stdin)
+        while True:
+            try:
+                # Short slices, so Ctrl-C (the run's cancel) is seen while a command runs.
+                out, err = proc.communicate(data, timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                data = None  # already sent: communicate() keeps feeding it
+                timed_out = deadline is not None and time.monotonic() > deadline
+                if not (timed_out or self._cancel.is_set()):
+                    continue
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                reason = f"timed out after {timeout:g}s" if timed_out else "interrupted"
+                return RC_CUT, out, split_pid_mark(err)[1] + f"\n[provision: {reason}]".encode()
+        return proc.returncode, out, split_pid_mark(err)[1]
 
 
     def start(self, script: str, *, stdin: bytes | None = None,
@@ -471,9 +546,9 @@ def _reject_unknown(name: str) -> Any:
     class RejectUnknown(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
             raise HostKeyError(
-                f"host {name} ({hostname}) is not in known_hosts; its {key.get_name()} key is {fingerprint(key)}",
-                hint="verify that fingerprint out of band, then pin it: `provision onboard` does this, or add "
-                "the host's key (`ssh-keyscan`) to ~/.ssh/known_hosts or the project's known_hosts",
+                f"host {name} ({hostname}) is not in known_hosts; its {key.get_name()} key is {fingerprint(key)} "
+                "(fix: verify that fingerprint out of band, then pin it: `provision onboard` does this, or add "
+                "the host's key (`ssh-keyscan`) to ~/.ssh/known_hosts or the project's known_hosts)",
             )
 
     return RejectUnknown()

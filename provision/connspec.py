@@ -31,6 +31,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "become_password": ("become_password", "ansible_become_password", "ansible_become_pass"),
     "connection": ("connection", "ansible_connection"),
 }
+ALIASES = _ALIASES  # read by the CLI to name the variable in an error
 _TRUE = frozenset({"yes", "true", "on", "1", "y"})
 _FALSE = frozenset({"no", "false", "off", "0", "n", ""})
 _SSH_CONNECTIONS = frozenset({"ssh", "smart", "paramiko", "paramiko_ssh"})

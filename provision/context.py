@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .connection import Connection
 from .contract import CommandResult, RenderedTemplate
-from .errors import ArgumentError
+from .errors import ArgumentError, TaskFailed
 from .probes import SHELL_LIB, ProbeCache, after_change_script, new_nonce, split_after_change
 
 TemplateRenderer = Callable[[str, Mapping[str, Any]], RenderedTemplate]
@@ -49,8 +50,11 @@ class HostContext:
         renderer: TemplateRenderer | None = None,
         file_dirs: Sequence[Path] = (),
         after_change: AfterChange | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.connection = connection
+        self.timeout = timeout  # the task's `timeout:` keyword, bounding all its scripts together
+        self._deadline = time.monotonic() + timeout if timeout else None
         self.host = host
         self.variables = variables
         self.check = check
@@ -69,8 +73,7 @@ class HostContext:
         probes = after.scripts() if after is not None else []
         if not probes:
             try:
-                return self.connection.run(SHELL_LIB + script, stdin=stdin, become_user=self.become_user,
-                                           timeout=timeout)
+                return self._run(SHELL_LIB + script, stdin, timeout)
             finally:
                 if not readonly:
                     self.changed_host = True
@@ -80,7 +83,7 @@ class HostContext:
         nonce = new_nonce()
         combined = after_change_script(script, probes, nonce)
         try:
-            result = self.connection.run(combined, stdin=stdin, become_user=self.become_user, timeout=timeout)
+            result = self._run(combined, stdin, timeout)
         finally:
             self.changed_host = True
             after.cache.invalidate()
@@ -88,6 +91,20 @@ class HostContext:
         if answers is not None and result.rc >= 0:
             after.cache.store({(after.user, p): a for p, a in zip(probes, answers, strict=True) if a is not None})
         return CommandResult(result.rc, own, result.stderr)
+
+    def _run(self, script: str, stdin: bytes | None, timeout: float | None) -> CommandResult:
+        """One script, bounded by the module's timeout or what is left of the task's, whichever is shorter."""
+        by_task = False
+        if self._deadline is not None:
+            left = max(self._deadline - time.monotonic(), 0.001)
+            if timeout is None or left < timeout:
+                timeout, by_task = left, True
+        result = self.connection.run(script, stdin=stdin, become_user=self.become_user, timeout=timeout)
+        if by_task and result.rc < 0 and "[provision: timed out" in result.stderr:
+            raise TaskFailed(f"timed out: the task's bound (timeout: {self.timeout:g}) passed; its command was "
+                             "cut and its processes on the host were ended",
+                             hint="raise the task's timeout: if the step really needs longer")
+        return result
 
     def fetch(self, remote_path: str, local_path: Path) -> None:
         """Copy a file from the host to the control host."""

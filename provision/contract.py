@@ -291,6 +291,9 @@ class Module:
     stops_lookahead: ClassVar[bool] = False
     # ... and the engine acts on the task itself (meta: flush_handlers, end_host).
     steers_run: ClassVar[bool] = False
+    # The arguments become a command line on the host (command, shell): the engine warns when a
+    # secret would show in `ps` there.
+    runs_command_line: ClassVar[bool] = False
 
     def prepare(self, args: dict[str, Any], evaluate: Callable[[str], Any]) -> None:
         """Fill in arguments that are expressions on the task's variables (``evaluate`` one: its value)."""

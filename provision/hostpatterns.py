@@ -26,6 +26,8 @@ _COLON_PARTS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
 _HOST_PORT = re.compile(r"(?P<host>(?:[^:\[\]]|\[[^\]]*\])+):(?P<port>[0-9]+)")
 _BRACKETED_IPV6 = re.compile(r"\[(?P<host>[0-9A-Fa-f:.]+:[0-9A-Fa-f:.]*)\](?::(?P<port>[0-9]+))?")
 _GLOB_CHARS = frozenset("*?[")
+# Host names one range line may expand to (a 50k-host inventory fits; app[0:99999999] does not).
+MAX_RANGE_HOSTS = 100_000
 
 
 def split_patterns(pattern: str) -> list[str]:
@@ -139,18 +141,55 @@ def parse_host_address(text: str) -> tuple[str, int | None]:
     return text, None
 
 
-def expand_host_range(name: str) -> list[str]:
+def expand_host_range(name: str, *, limit: int | None = None) -> list[str]:
     """``app[01:03].x`` → ``app01.x app02.x app03.x``; ``db-[a:c]``; steps ``[1:9:2]``; several ranges.
 
-    Raises ``ValueError`` with the reason; the caller adds the file and line.
+    At most ``limit`` names (``MAX_RANGE_HOSTS``), counted before any is built: ``app[0:99999999]``
+    is an error, not gigabytes of names. Raises ``ValueError`` with the reason; the caller adds the
+    file and line.
     """
-    start = name.find("[")
-    if start < 0:
-        return [name]
-    end = name.find("]", start)
-    if end < 0:
-        raise ValueError("'[' without a closing ']'")
-    head, body, tail = name[:start], name[start + 1 : end], name[end + 1 :]
+    limit = MAX_RANGE_HOSTS if limit is None else limit
+    parts: list[str | Sequence[str]] = []
+    rest = name
+    count = 1
+    while True:
+        start = rest.find("[")
+        if start < 0:
+            parts.append(rest)
+            break
+        end = rest.find("]", start)
+        if end < 0:
+            raise ValueError("'[' without a closing ']'")
+        items = _range_items(rest[start + 1 : end])
+        count *= len(items)
+        if count > limit:
+            raise ValueError(f"it expands to more than {limit:,} host names (at most {limit:,} per line)")
+        parts.extend((rest[:start], items))
+        rest = rest[end + 1 :]
+    names = [""]
+    for part in parts:
+        if isinstance(part, str):
+            names = [f"{head}{part}" for head in names]
+        else:
+            names = [f"{head}{item}" for head in names for item in part]
+    return names
+
+
+class _Padded(Sequence[str]):
+    """Numbers of a range as names, made only when read (its length is known at once)."""
+
+    def __init__(self, numbers: range, width: int) -> None:
+        self.numbers = numbers
+        self.width = width
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return str(self.numbers[index]).zfill(self.width)
+
+
+def _range_items(body: str) -> Sequence[str]:
     bounds = body.split(":")
     if len(bounds) not in (2, 3):
         raise ValueError(f"range [{body}] must be [begin:end] or [begin:end:step]")
@@ -161,7 +200,7 @@ def expand_host_range(name: str) -> list[str]:
     if not step_text.isdigit() or int(step_text) < 1:
         raise ValueError(f"range [{body}] step must be a positive integer")
     step = int(step_text)
-    items: list[str]
+    items: Sequence[str]
     if begin in string.ascii_letters and last in string.ascii_letters:
         first, final = string.ascii_letters.index(begin), string.ascii_letters.index(last)
         items = list(string.ascii_letters[first : final + 1 : step])
@@ -169,9 +208,9 @@ def expand_host_range(name: str) -> list[str]:
         width = len(begin) if begin.startswith("0") and len(begin) > 1 else 0
         if width and width != len(last):
             raise ValueError(f"range [{body}] pads its begin and end to different widths")
-        items = [str(n).zfill(width) for n in range(int(begin), int(last) + 1, step)]
+        items = _Padded(range(int(begin), int(last) + 1, step), width)
     else:
         raise ValueError(f"range [{body}] must be numbers ([01:10]) or single letters ([a:f])")
     if not items:
         raise ValueError(f"range [{body}] is empty (begin after end)")
-    return [f"{head}{item}{rest}" for item in items for rest in expand_host_range(tail)]
+    return items

@@ -17,7 +17,7 @@ from typing import Any
 from .apply import execute_module
 from .context import AfterChange, HostContext
 from .contract import Module, TaskResult
-from .errors import ConnectError, ProvisionError
+from .errors import ConnectError, ProvisionError, TemplateError
 from .evaluation import NO_ITEM, SINGLE, Inherited, TaskEvaluation, truthy
 from .events import HostStats, TaskDone, TaskStarted
 from .lookahead import Lookahead
@@ -48,6 +48,7 @@ class HostRun:
         self.failed = False
         self.ended = False
         self.lookahead = Lookahead(self.evaluation)
+        self._warned: set[int] = set()  # tasks already warned about a secret on their command line
 
     # -- the play ----------------------------------------------------------------------------------
 
@@ -203,6 +204,8 @@ class HostRun:
             exc.source = exc.source or task.source
             raise
         self.shared.redactor.add(str(args[name]) for name in cls.secret_args() if args.get(name))
+        if cls.runs_command_line:
+            self._warn_secret_on_command_line(task, args)
         become_user = self.evaluation.become_user_of(task, scope, inherited)
         check = self.shared.options.check if task.check_mode is None else truthy(
             templar.render_value(task.check_mode, scope))
@@ -212,10 +215,11 @@ class HostRun:
                           file_dirs=self.shared.file_dirs,
                           after_change=AfterChange(self.host.probes, become_user,
                                                    lambda: self.lookahead.next_probes(task, become_user,
-                                                                                      module.probe(args))))
-        timeout = float(task.timeout) if task.timeout else None
-        retries = int(templar.render_value(task.retries, scope)) if task.retries is not None else 0
-        delay = float(templar.render_value(task.delay, scope) or 0)
+                                                                                      module.probe(args))),
+                          timeout=_number(templar, task.timeout, scope, task, "timeout"))
+        timeout = ctx.timeout
+        retries = int(_number(templar, task.retries, scope, task, "retries") or 0)
+        delay = _number(templar, task.delay, scope, task, "delay") or 0.0
         attempt = 0
         while True:
             state = self.lookahead.probe(task, module, args, become_user, connection, fresh=attempt > 0)
@@ -236,6 +240,16 @@ class HostRun:
         if result.data.get("attempts") is None and task.until:
             result.data["attempts"] = attempt + 1
         return result
+
+    def _warn_secret_on_command_line(self, task: Task, args: dict[str, Any]) -> None:
+        line = " ".join(str(part) for part in _list_of(args.get("cmd") or args.get("argv") or ""))
+        if self.shared.redactor(line) == line or task.id in self._warned:
+            return
+        self._warned.add(task.id)
+        self.shared.reporter.warning(
+            f"task {task.name!r} ({task.source}) puts a secret on a command line: any user on the host can "
+            "read it in `ps` or /proc while it runs; pass it on stdin (the stdin: argument) or in a file "
+            "with mode 0600 instead", host=self.host.name)
 
     def _run_module(self, module: Module, args: dict[str, Any], ctx: HostContext, state: str | None,
                     timeout: float | None) -> TaskResult:
@@ -307,6 +321,25 @@ class HostRun:
             self.flush_handlers()
         elif action == "end_host":
             self.ended = True
+
+
+def _list_of(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _number(templar: Any, value: Any, scope: dict[str, Any], task: Task, keyword: str) -> float | None:
+    """A task keyword holding seconds or a count (``timeout``, ``retries``, ``delay``), rendered and checked."""
+    if value is None or value == "":
+        return None
+    rendered = templar.render_value(value, scope, source=task.source, what=f"task {task.name!r} {keyword}")
+    try:
+        number = float(rendered)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0 or isinstance(rendered, bool):
+        raise TemplateError(f"task {task.name!r}: {keyword} must be a number of at least 0, not {rendered!r}",
+                            source=task.source)
+    return number or None if keyword == "timeout" else number
 
 
 

@@ -325,9 +325,20 @@ class Inventory:
         self._fill_variables()
 
     def _depth(self, name: str, memo: dict[str, int]) -> int:
-        if name not in memo:
-            parents = self.groups[name].parents
-            memo[name] = max((self._depth(p, memo) + 1 for p in parents), default=0)
+        # Iterative: a chain of a thousand nested groups must not hit Python's recursion limit.
+        todo = [name]
+        while todo:
+            current = todo[-1]
+            if current in memo:
+                todo.pop()
+                continue
+            parents = self.groups[current].parents
+            missing = [p for p in parents if p not in memo]
+            if missing:
+                todo.extend(missing)
+                continue
+            memo[current] = max((memo[p] + 1 for p in parents), default=0)
+            todo.pop()
         return memo[name]
 
     def _fill_variables(self) -> None:
@@ -395,7 +406,9 @@ class Inventory:
         result: dict[str, Any] = {}
         seen: set[str] = set()
 
-        def add(group: Group) -> None:
+        todo = [self.groups[ALL]]  # depth first, in file order, without recursion (deep group chains)
+        while todo:
+            group = todo.pop()
             entry: dict[str, Any] = {}
             if group.name != ALL and group.hosts:
                 entry["hosts"] = list(group.hosts)
@@ -403,12 +416,9 @@ class Inventory:
                 entry["children"] = list(group.children)
             if entry:
                 result[group.name] = entry
-            for child in group.children:
-                if child not in seen:
-                    seen.add(child)
-                    add(self.groups[child])
-
-        add(self.groups[ALL])
+            fresh = [child for child in group.children if child not in seen]
+            seen.update(fresh)
+            todo.extend(self.groups[child] for child in reversed(fresh))
         hostvars = {name: self.host_vars(name, show_secrets=show_secrets) for name in self.hosts}
         result["_meta"] = {"hostvars": {name: values for name, values in hostvars.items() if values}}
         return result

@@ -34,15 +34,20 @@ def graph_lines(inventory: Inventory, group: str = ALL, *, hosts: set[str] | Non
     def name_at(name: str, depth: int) -> str:
         return "  |" * depth + "--" + name if depth else name
 
-    def walk(name: str, depth: int) -> None:
+    # A stack, not recursion: groups may nest a thousand deep. An entry is a group to open, or a
+    # finished line (a host) to print once the group's children are done.
+    todo: list[tuple[str, int] | str] = [(group, 0)]
+    while todo:
+        entry = todo.pop()
+        if isinstance(entry, str):
+            lines.append(entry)
+            continue
+        name, depth = entry
         lines.append(name_at(f"@{name}:", depth))
         node = inventory.groups[name]
-        for child in node.children:
-            walk(child, depth + 1)
         if name != ALL:
-            lines.extend(name_at(host, depth + 1) for host in node.hosts if hosts is None or host in hosts)
-
-    walk(group, 0)
+            todo.extend(name_at(host, depth + 1) for host in reversed(node.hosts) if hosts is None or host in hosts)
+        todo.extend((child, depth + 1) for child in reversed(node.children))
     return lines
 
 

@@ -297,6 +297,20 @@ def _fill_keywords(task: Task, raw: Mapping[str, Any], where: Source) -> None:
     task.no_log = bool(raw.get("no_log", False))
     task.check_mode = raw.get("check_mode")
     task.timeout = raw.get("timeout")
+    for keyword in ("timeout", "retries", "delay"):  # a typo here is bad input now, not a failure mid-run
+        value = raw.get(keyword)
+        literal = not (isinstance(value, str) and "{{" in value)
+        if value is not None and literal and (isinstance(value, bool) or not _non_negative(value)):
+            raise PlaybookError(f"{keyword} must be a number of at least 0 (seconds for timeout and delay), "
+                                f"not {value!r}", source=_key_source(raw, keyword, where),
+                                hint=f"e.g. {keyword}: {'600' if keyword == 'timeout' else '3'}")
+
+
+def _non_negative(value: Any) -> bool:
+    try:
+        return float(value) >= 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _parse_include(raw: Mapping[str, Any], key: str, path: Path, tags: frozenset[str], handler: bool,

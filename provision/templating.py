@@ -26,6 +26,7 @@ import jinja2
 
 from .errors import Source, TemplateError
 from .frappe_ports import nginx_site_ports
+from .secrets import Secret, mark_secret, note_derived, taint_filters
 
 _MARKERS = ("{{", "{%")
 _MAX_DEPTH = 20
@@ -52,7 +53,7 @@ class LazyVars(Mapping[str, Any]):
             if key in self._templar.env.globals:
                 return self._templar.env.globals[key]
             raise KeyError(key)
-        value = self._raw[key]
+        value = mark_secret(key, self._raw[key])  # what is made from a credential stays secret
         if _contains_template(value):
             if key in self._resolving:
                 raise TemplateError(f"variable {key!r} refers to itself")
@@ -105,10 +106,13 @@ class Templar:
             trim_blocks=True,
             keep_trailing_newline=True,
             autoescape=False,
+            finalize=_note_secret,
         )
         self.env.filters.update(FILTERS)
+        taint_filters(self.env.filters)
         self.env.tests.update(TESTS)
         self.env.globals["lookup"] = _lookup
+        self.env.globals["range"] = _bounded_range
         self._strings: dict[str, jinja2.Template] = {}
         self._lock = threading.Lock()
 
@@ -140,7 +144,7 @@ class Templar:
         lazy = self.variables(variables)
         single = _single_expression(text)
         if single is not None:
-            return self.evaluate(single, lazy, source=source, what=what)
+            return _note_secret(self.evaluate(single, lazy, source=source, what=what))
         template = self._compile(text, source)
         return self._run(template, lazy, source, what)
 
@@ -171,8 +175,12 @@ class Templar:
         lazy = self.variables(variables)
         try:
             module = template.make_module(lazy, shared=True)  # type: ignore[arg-type]
-            return module.__dict__["pv_result"]
-        except TemplateError:
+            result = module.__dict__["pv_result"]
+            if isinstance(result, jinja2.Undefined):  # `when: flag` with flag undefined: an error, not a value
+                result._fail_with_undefined_error()
+            return result
+        except TemplateError as exc:  # from a filter, lookup or nested variable: say where it was used
+            exc.source = exc.source or source
             raise
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{what}: {_undefined_message(exc)}", source=source,
@@ -211,7 +219,8 @@ class Templar:
         try:
             context = template.new_context(lazy, shared=True)  # type: ignore[arg-type]
             return str(self.env.concat(template.root_render_func(context)))
-        except TemplateError:
+        except TemplateError as exc:  # from a filter, lookup or nested variable: say where it was used
+            exc.source = exc.source or source
             raise
         except jinja2.UndefinedError as exc:
             where = _line_from_traceback(exc, source, template)
@@ -221,6 +230,13 @@ class Templar:
         except Exception as exc:
             raise TemplateError(f"{what}: {type(exc).__name__}: {exc}",
                                 source=_line_from_traceback(exc, source, template)) from None
+
+
+def _note_secret(value: Any) -> Any:
+    """Every ``{{ }}`` output: a value made from a secret is redacted from then on, wherever it shows."""
+    if isinstance(value, Secret):
+        note_derived(value)
+    return value
 
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
@@ -236,6 +252,10 @@ def _undefined_message(exc: jinja2.UndefinedError) -> str:
     match = re.match(r"'(.+)' is undefined", message)
     if match:
         return f"undefined variable {match.group(1)!r}"
+    match = re.match(r"'(?:provision\.yamlfile\.Yaml)?(\w+?)(?: object)?' has no attribute '(.+)'", message)
+    if match:  # not "'provision.yamlfile.YamlDict object' has no attribute 'x'"
+        kind = {"Dict": "mapping", "dict": "mapping", "List": "list", "list": "list"}.get(match.group(1), "value")
+        return f"undefined attribute {match.group(2)!r} (the {kind} has no such key)"
     return message
 
 
@@ -303,6 +323,17 @@ def _mandatory(value: Any, msg: str | None = None) -> Any:
 
 def _ternary(value: Any, true_value: Any, false_value: Any) -> Any:
     return true_value if value else false_value
+
+
+MAX_RANGE = 1_000_000
+
+
+def _bounded_range(*bounds: int) -> range:
+    """``range`` for templates, at most ``MAX_RANGE`` numbers: ``range(10**9) | list`` would hang the run."""
+    numbers = range(*bounds)
+    if len(numbers) > MAX_RANGE:
+        raise TemplateError(f"range{bounds} holds {len(numbers):,} numbers; at most {MAX_RANGE:,}")
+    return numbers
 
 
 def _lookup(kind: str, *terms: str, default: Any = None) -> Any:

@@ -306,6 +306,8 @@ def magic_variables(
 
 def _short_name(name: str) -> str:
     """The first label of a host name; an IP address stays whole (as in Ansible)."""
+    if ":" not in name and not name.replace(".", "").isdigit():
+        return name.split(".")[0]  # not an address: skip ipaddress, slow on 50k hosts
     try:
         ipaddress.ip_address(name)
     except ValueError:

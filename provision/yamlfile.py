@@ -9,6 +9,7 @@ is a vault as a whole (see ``vaultkeys``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ import yaml
 from .errors import InputError, Source
 from .secrets import Secret
 from .yaml_hints import yaml_hint
+
+# Work is bounded on any input: libyaml's C parser when PyYAML has it (a 5 MB inventory parses in
+# seconds, not minutes; its marks keep line numbers), and nesting deeper than MAX_DEPTH or aliases
+# expanding past MAX_EXPANDED_NODES values are refused before anything is built (an alias bomb
+# would otherwise hang every later walk over the data).
+# Deeper YAML is not a real inventory or playbook, and Python's recursion limit is near.
+MAX_DEPTH = 100
+# Values a document may hold once its aliases are expanded (a plain 50k-host inventory has ~400k).
+MAX_EXPANDED_NODES = 2_000_000
 
 
 class YamlDict(dict[str, Any]):
@@ -46,6 +56,28 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that builds YamlDict/YamlList with positions."""
 
     filename = "<string>"
+
+
+try:
+    from yaml import cyaml as _cyaml
+
+    _CParser: Any = getattr(_cyaml, "CParser")  # noqa: B009 (not re-exported in the stubs)
+except (ImportError, AttributeError):  # PyYAML built without libyaml: the pure-Python parser, slower
+    _CParser = None
+_LOADERS: list[type[Any]] = [_Loader]
+if _CParser is not None:
+
+    class _CLoader(_CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+        """The same constructors on libyaml's parser (several times faster on big files)."""
+
+        filename = "<string>"
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    _LOADERS.append(_CLoader)
 
 
 def _mark(loader: _Loader, node: yaml.Node) -> Source:
@@ -108,25 +140,97 @@ _Loader.add_constructor("!vault", _construct_vault)
 
 def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError) -> Any:
     """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
-    loader = _Loader(text)
+    loader = _new_loader(text)
     loader.filename = filename
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _may_exceed_bounds(text):
+            check_bounds(node, filename, error=error)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise error(
+            f"YAML nested too deeply to read (more than {MAX_DEPTH} levels)", source=Source(filename),
+            hint="flatten the structure",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or "invalid YAML"
         if exc.context:
             problem = f"{exc.context}: {problem}"
-        raise error(
-            f"YAML syntax error: {problem}",
-            source=Source(filename, line),
-            hint=yaml_hint(text, line, problem),
-        ) from None
+        hint = yaml_hint(text, line, problem)
+        if "nesting depth" in problem:  # libyaml's own bound (1000 levels)
+            hint = f"flatten the structure: at most {MAX_DEPTH} levels are read"
+        raise error(f"YAML syntax error: {problem}", source=Source(filename, line), hint=hint) from None
     except yaml.YAMLError as exc:
         raise error(f"YAML error: {exc}", source=Source(filename)) from None
     finally:
         loader.dispose()
+
+
+def _new_loader(text: str) -> Any:
+    loader_class = _LOADERS[-1]
+    # One table for both parsers: every constructor added to _Loader serves libyaml's loader too.
+    loader_class.yaml_constructors = _Loader.yaml_constructors
+    return loader_class(text)
+
+
+def check_bounds(node: yaml.Node, filename: str, *, error: type[InputError] = InputError) -> None:
+    """Refuse a node tree nested deeper than ``MAX_DEPTH`` or expanding past ``MAX_EXPANDED_NODES``.
+
+    Iterative, and each node is counted once however many aliases point at it, so the check itself
+    stays linear in the file's size.
+    """
+    expanded: dict[int, int] = {}  # id(node) -> values under it, aliases expanded
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        current, depth, children_done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise error(
+                f"YAML nested deeper than {MAX_DEPTH} levels",
+                source=Source(filename, current.start_mark.line + 1),
+                hint="flatten the structure (groups can be listed at the top level and linked by name "
+                "under 'children:')",
+            )
+        children = _children(current)
+        if children_done:
+            total = 1 + sum(expanded[id(child)] for child in children)
+            expanded[id(current)] = total
+            if total > MAX_EXPANDED_NODES:
+                raise error(
+                    f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values",
+                    source=Source(filename, current.start_mark.line + 1),
+                    hint="this looks like an alias bomb (&anchor/*alias nested many times); "
+                    "write the values out, or use fewer nested aliases",
+                )
+            continue
+        if id(current) in expanded:
+            continue
+        stack.append((current, depth, True))
+        stack.extend((child, depth + 1, False) for child in children if id(child) not in expanded)
+
+
+def _may_exceed_bounds(text: str) -> bool:
+    """False when ``text`` cannot hold aliases nor nest deeper than ``MAX_DEPTH``: a fast path for big files.
+
+    Block nesting needs a deeper indent (or a '- ') per level, flow nesting a bracket per level.
+    """
+    return ("&" in text or text.count("[") + text.count("{") > MAX_DEPTH
+            or re.search(rf"^[ \t-]{{{MAX_DEPTH},}}", text, re.M) is not None)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+# A Secret dumps as the string it is (to_yaml, written files); safe_dump refuses str subclasses.
+yaml.SafeDumper.add_representer(Secret, lambda dumper, value: dumper.represent_str(str.__str__(value)))
 
 
 def load_yaml(path: Path | str, *, error: type[InputError] = InputError) -> Any:

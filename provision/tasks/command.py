@@ -99,6 +99,7 @@ class _Runner(Module):
 
     free_form = "cmd"
     # In check mode the engine skips the command (check_skips) unless a guard says it would not run.
+    runs_command_line = True
     shell: ClassVar[bool] = False
 
     def command_line(self, args: dict[str, Any]) -> str:
