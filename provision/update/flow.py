@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from ..connection import Connection
-from ..tasks.base import CommandResult
+from ..contract import CommandResult
 from . import downtime, hostops, journal, releases
 from .decide import AppChange, SiteDecision, decide_sites
 from .health import GateResult, gate_script, parse_gate
