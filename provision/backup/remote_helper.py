@@ -1,0 +1,400 @@
+"""The program ``provision backup`` runs on a host (system python3, stdlib only), as the frappe user.
+
+It is sent as the text of ``python3 -c`` (no secret in it) and reads one JSON request on stdin,
+where the secrets travel (the db root password). It prints one JSON object on stdout. MariaDB
+credentials go to the clients in mode-600 option files, never on a command line.
+
+Actions:
+    sites     the site folders of the bench (those with a site_config.json)
+    backup    ``bench --site S backup`` into a fresh run directory; sha256 and size of each file,
+              each table's row count (before and after the dump), the apps' versions and commits
+    import    a dump into a NEW database, checked against the manifest's row counts; then, by mode,
+              ``scratch`` (drop it again: a restore test), ``switch`` (files swapped, site config
+              switched to it, old database kept or dropped) or ``new-site`` (a site beside the old)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+DUMP_DONE = b"-- Dump completed"
+
+
+class Failed(Exception):
+    """A step failed; the message is shown to the user."""
+
+
+def _quote_option(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@contextlib.contextmanager
+def option_file(user: str, password: str, host: str | None, port: Any, socket: str | None) -> Iterator[str]:
+    """A [client] option file, mode 600, removed on exit."""
+    fd, path = tempfile.mkstemp(prefix="provision-my-", suffix=".cnf")
+    try:
+        lines = ["[client]", f"user={_quote_option(user)}", f"password={_quote_option(password)}"]
+        if socket:
+            lines.append(f"socket={_quote_option(socket)}")
+        else:
+            lines.append(f"host={_quote_option(str(host or 'localhost'))}")
+            if port:
+                lines.append(f"port={int(port)}")
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+        os.close(fd)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def mariadb(defaults: str, sql: str, database: str | None = None) -> list[list[str]]:
+    """Run SQL with the mariadb client; rows as lists of strings."""
+    client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+    argv = [client, f"--defaults-extra-file={defaults}", "--batch", "--skip-column-names"]
+    if database:
+        argv.append(database)
+    proc = subprocess.run(argv, input=sql.encode(), capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise Failed(f"mariadb: {proc.stderr.decode(errors='replace').strip()}")
+    return [line.split("\t") for line in proc.stdout.decode().splitlines() if line]
+
+
+def ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def row_counts(defaults: str, database: str) -> dict[str, int]:
+    """Exact row count of every base table (information_schema's counts are estimates)."""
+    tables = [r[0] for r in mariadb(defaults, f"SELECT table_name FROM information_schema.tables WHERE "
+                                              f"table_schema={literal(database)} AND table_type='BASE TABLE'")]
+    if not tables:
+        return {}
+    query = " UNION ALL ".join(f"SELECT {literal(t)}, COUNT(*) FROM {ident(t)}" for t in sorted(tables))
+    return {name: int(count) for name, count in mariadb(defaults, query, database)}
+
+
+def read_json(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise Failed(f"{path} is not a JSON object")
+    return data
+
+
+def site_db(req: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """How the site connects: its own config over the bench's common config."""
+    common_path = os.path.join(req["sites_dir"], "common_site_config.json")
+    common = read_json(common_path) if os.path.exists(common_path) else {}
+    merged = {**common, **config}
+    name = str(config.get("db_name", ""))
+    return {"host": merged.get("db_host"), "port": merged.get("db_port"), "socket": merged.get("db_socket"),
+            "name": name, "user": config.get("db_user") or name, "password": str(config.get("db_password", ""))}
+
+
+def site_option_file(db: dict[str, Any]) -> contextlib.AbstractContextManager[str]:
+    return option_file(db["user"], db["password"], db["host"], db["port"], db["socket"])
+
+
+def root_option_file(req: dict[str, Any], db: dict[str, Any]) -> contextlib.AbstractContextManager[str]:
+    return option_file(req.get("root_user") or "root", req["root_password"], db["host"], db["port"], db["socket"])
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def apps_info(bench: str) -> list[dict[str, str]]:
+    apps_txt = os.path.join(bench, "sites", "apps.txt")
+    names = read_text(apps_txt).split() if os.path.exists(apps_txt) else []
+    found = []
+    for name in names:
+        path = os.path.join(bench, "apps", name)
+        info = {"name": name, "version": "", "commit": "", "describe": "", "branch": ""}
+        init = os.path.join(path, name, "__init__.py")
+        if os.path.exists(init):
+            match = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", read_text(init))
+            info["version"] = match.group(1) if match else ""
+        for key, args in (("commit", ["rev-parse", "HEAD"]), ("describe", ["describe", "--tags", "--always"]),
+                          ("branch", ["rev-parse", "--abbrev-ref", "HEAD"])):
+            proc = subprocess.run(["git", "-C", path, *args], capture_output=True, text=True, check=False)
+            info[key] = proc.stdout.strip() if proc.returncode == 0 else ""
+        found.append(info)
+    return found
+
+
+def do_sites(req: dict[str, Any]) -> dict[str, Any]:
+    root = req["sites_dir"]
+    names = sorted(n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, "site_config.json")))
+    return {"ok": True, "sites": names}
+
+
+def do_backup(req: dict[str, Any]) -> dict[str, Any]:
+    site_dir = os.path.join(req["sites_dir"], req["site"])
+    config = read_json(os.path.join(site_dir, "site_config.json"))
+    db = site_db(req, config)
+    run_dir = req["run_dir"]
+    os.makedirs(os.path.dirname(run_dir), mode=0o700, exist_ok=True)
+    os.mkdir(run_dir, 0o700)
+    with site_option_file(db) as defaults:
+        before = row_counts(defaults, db["name"])
+        argv = [req["bench_cli"], "--site", req["site"], "backup", "--backup-path", run_dir]
+        if req.get("with_files"):
+            argv.insert(4, "--with-files")
+        proc = subprocess.run(argv, cwd=req["bench_path"], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-8:]
+            raise Failed(f"bench backup exited {proc.returncode}: " + " | ".join(tail))
+        after = row_counts(defaults, db["name"])
+    files = [{"name": n, "size": os.path.getsize(os.path.join(run_dir, n)), "sha256": sha256(os.path.join(run_dir, n))}
+             for n in sorted(os.listdir(run_dir))]
+    tables = {t: [min(before.get(t, 0), after.get(t, 0)), max(before.get(t, 0), after.get(t, 0))]
+              for t in sorted(set(before) | set(after))}
+    return {"ok": True, "run_dir": run_dir, "files": files, "tables": tables, "apps": apps_info(req["bench_path"]),
+            "site_config": config, "db_name": db["name"]}
+
+
+def import_dump(defaults: str, dump: str, database: str) -> None:
+    """Stream a .sql.gz into ``database``; a truncated or unfinished dump is an error."""
+    client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+    proc = subprocess.Popen([client, f"--defaults-extra-file={defaults}", database], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    tail = b""
+    problem = ""
+    try:
+        with gzip.open(dump, "rb") as src:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                proc.stdin.write(block)
+                tail = (tail + block)[-4096:]
+    except (OSError, EOFError) as exc:
+        problem = f"the dump is damaged ({exc})"
+    except BrokenPipeError:
+        pass
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    err = proc.stderr.read().decode(errors="replace").strip()
+    if proc.wait() != 0:
+        raise Failed(f"import into {database} failed: {err}")
+    if problem:
+        raise Failed(problem)
+    if DUMP_DONE not in tail:
+        raise Failed("the dump has no completion line: it was cut short")
+
+
+def compare_counts(got: dict[str, int], expected: dict[str, list[int]]) -> list[str]:
+    problems = []
+    for table, (low, high) in sorted(expected.items()):
+        if table not in got:
+            problems.append(f"table {table} is missing")
+        elif not low <= got[table] <= high:
+            want = str(low) if low == high else f"{low}-{high}"
+            problems.append(f"table {table} has {got[table]} rows, the manifest says {want}")
+    problems += [f"table {t} is not in the manifest" for t in sorted(set(got) - set(expected))]
+    return problems
+
+
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".site_config-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def swap_files(site_dir: str, tars: list[str], stage: str) -> list[tuple[str, str]]:
+    """Unpack the file archives beside the site, then swap each files folder in; returns (live, old) pairs."""
+    unpacked = os.path.join(stage, "new")
+    os.makedirs(unpacked)
+    for tar in tars:
+        flags = "-xzf" if tar.endswith(".tgz") else "-xf"
+        proc = subprocess.run(["tar", flags, tar, "--strip-components=2", "-C", unpacked], capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            raise Failed(f"cannot unpack {os.path.basename(tar)}: {proc.stderr.strip()}")
+    swapped = []
+    for kind in ("public", "private"):
+        new = os.path.join(unpacked, kind, "files")
+        if not os.path.isdir(new):
+            continue
+        live = os.path.join(site_dir, kind, "files")
+        old = os.path.join(stage, f"old-{kind}-files")
+        os.makedirs(os.path.dirname(live), exist_ok=True)
+        if os.path.exists(live):
+            os.rename(live, old)
+        os.rename(new, live)
+        swapped.append((live, old))
+    return swapped
+
+
+def undo_files(swapped: list[tuple[str, str]]) -> None:
+    for live, old in reversed(swapped):
+        shutil.rmtree(live, ignore_errors=True)
+        if os.path.exists(old):
+            os.rename(old, live)
+
+
+def new_db_name(req: dict[str, Any], current: str) -> str:
+    """A database name of its own for this restore: ``<base>_r<stamp>`` (``_v`` for a scratch check)."""
+    if req["mode"] == "new-site":
+        current = "_" + hashlib.sha1(req["to_site"].encode()).hexdigest()[:16]
+    base = re.sub(r"_[rv]\d{12}$", "", current or "_provision")
+    return f"{base}_{'v' if req['mode'] == 'scratch' else 'r'}{req['suffix']}"[:64]
+
+
+def do_apps(req: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True, "apps": apps_info(req["bench_path"])}
+
+
+def do_import(req: dict[str, Any]) -> dict[str, Any]:
+    mode = req["mode"]
+    site_dir = os.path.join(req["sites_dir"], req["site"])
+    config_path = os.path.join(site_dir, "site_config.json")
+    if mode == "switch" and not os.path.exists(config_path):
+        raise Failed(f"site {req['site']} does not exist on this host")
+    config = read_json(config_path) if os.path.exists(config_path) else {}
+    db = site_db(req, config)
+    new_db = new_db_name(req, db["name"])
+    steps: list[str] = []
+    with root_option_file(req, db) as root:
+        mariadb(root, f"CREATE DATABASE {ident(new_db)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        steps.append(f"created database {new_db}")
+        try:
+            import_dump(root, req["dump"], new_db)
+            problems = compare_counts(row_counts(root, new_db), req["tables"])
+            if problems:
+                raise Failed("the restored copy does not match the manifest: " + "; ".join(problems))
+            steps.append("imported and checked every table's row count")
+            if mode == "scratch":
+                return {"ok": True, "steps": steps}
+            if mode == "new-site":
+                return {"ok": True, "steps": steps, **new_site(req, root, new_db, db)}
+            return {"ok": True, "steps": steps, **switch_site(req, root, site_dir, config, db, new_db)}
+        except BaseException:
+            with contextlib.suppress(Failed):
+                mariadb(root, f"DROP DATABASE IF EXISTS {ident(new_db)}")
+            raise
+        finally:
+            if mode == "scratch":
+                mariadb(root, f"DROP DATABASE IF EXISTS {ident(new_db)}")
+
+
+def grant(root: str, user: str, database: str) -> None:
+    hosts = [r[0] for r in mariadb(root, f"SELECT Host FROM mysql.user WHERE User={literal(user)}")]
+    if not hosts:
+        raise Failed(f"the site's database user {user} does not exist")
+    for host in hosts:
+        mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(database)}.* TO {literal(user)}@{literal(host)}")
+
+
+def run_bench(req: dict[str, Any], site: str, *args: str) -> None:
+    proc = subprocess.run([req["bench_cli"], "--site", site, *args], cwd=req["bench_path"], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-8:]
+        raise Failed(f"bench {' '.join(args)} exited {proc.returncode}: " + " | ".join(tail))
+
+
+def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str, Any], db: dict[str, Any],
+                new_db: str) -> dict[str, Any]:
+    """Files swapped in, then the site's config switched to the new database; undone if anything fails."""
+    grant(root, db["user"], new_db)
+    stage = tempfile.mkdtemp(prefix=".provision-restore-", dir=site_dir)
+    config_path = os.path.join(site_dir, "site_config.json")
+    shutil.copy2(config_path, os.path.join(stage, "site_config.json.before"))
+    swapped: list[tuple[str, str]] = []
+    steps = []
+    try:
+        swapped = swap_files(site_dir, req["tars"], stage)
+        if swapped:
+            steps.append("swapped in the restored files")
+        write_json_atomic(config_path, {**config, "db_name": new_db, "db_user": db["user"]})
+        steps.append(f"switched the site from {db['name']} to {new_db}")
+        if req.get("migrate"):
+            run_bench(req, req["site"], "migrate")
+            steps.append("migrated (the code is newer than the backup)")
+        with site_option_file({**db, "name": new_db}) as defaults:
+            problems = compare_counts(row_counts(defaults, new_db), req["tables"]) if not req.get("migrate") else []
+        if problems:
+            raise Failed("after the switch: " + "; ".join(problems))
+    except BaseException:
+        write_json_atomic(config_path, config)
+        undo_files(swapped)
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    if req.get("keep_old_db"):
+        steps.append(f"kept the old database {db['name']}")
+    else:
+        mariadb(root, f"DROP DATABASE IF EXISTS {ident(db['name'])}")
+        steps.append(f"dropped the old database {db['name']}")
+    return {"steps_after": steps, "db_name": new_db}
+
+
+def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) -> dict[str, Any]:
+    """A new site folder beside the old one, on the restored database, with a user of its own."""
+    target = os.path.join(req["sites_dir"], req["to_site"])
+    if os.path.exists(target):
+        raise Failed(f"site {req['to_site']} already exists")
+    password = secrets.token_hex(16)
+    user = new_db[:32]
+    host = "localhost" if not db["host"] or db["host"] == "localhost" else "%"
+    mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
+    mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
+    base = read_json(req["site_config"]) if req.get("site_config") else {}
+    config = {**base, "db_name": new_db, "db_user": user, "db_password": password, "db_type": "mariadb"}
+    for folder in ("public/files", "private/files", "private/backups", "locks", "logs"):
+        os.makedirs(os.path.join(target, folder), exist_ok=True)
+    write_json_atomic(os.path.join(target, "site_config.json"), config)
+    stage = tempfile.mkdtemp(prefix=".provision-restore-", dir=target)
+    swap_files(target, req["tars"], stage)
+    shutil.rmtree(stage, ignore_errors=True)
+    link = os.path.join(req["bench_path"], "sites", req["to_site"])
+    if os.path.realpath(os.path.dirname(link)) != os.path.realpath(req["sites_dir"]) and not os.path.lexists(link):
+        os.symlink(target, link)
+    return {"steps_after": [f"created site {req['to_site']} on {new_db}"], "db_name": new_db}
+
+
+def main() -> int:
+    req = json.loads(sys.stdin.readline())
+    actions = {"sites": do_sites, "backup": do_backup, "import": do_import, "apps": do_apps}
+    try:
+        result = actions[req["action"]](req)
+    except Failed as exc:
+        result = {"ok": False, "error": str(exc)}
+    except (OSError, KeyError, ValueError) as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
