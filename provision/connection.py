@@ -357,6 +357,25 @@ class SSHConnection(_BytesConnection):
             select.select([channel], [], [], 0.2)
 
 
+    def start(self, script: str, *, stdin: bytes | None = None,
+              become_user: str | None = None) -> RemoteProcess:
+        """Start ``script`` on a channel of its own and return at once; see ``start_remote``."""
+        self.open()
+        password = self.spec.become_password if become_user not in (None, self.login_user) else None
+        command = remote_command(become_user, self.login_user, password=password is not None)
+        try:
+            channel = self._conn.transport.open_session(timeout=self._connect_timeout)
+        except Exception as exc:
+            raise ConnectError(f"host {self.name}: connection lost: {exc}") from None
+        self.sessions += 1
+        channel.exec_command(command)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        if password is not None:
+            self._answer_sudo(channel, password, out, err)
+        channel.sendall(frame(script, stdin))
+        return _ChannelProcess(channel, b"".join(out))
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
@@ -403,6 +422,18 @@ class LocalConnection(_BytesConnection):
             return RC_CUT, out, err + f"\n[provision: timed out after {timeout:g}s]".encode()
         return proc.returncode, out, err
 
+
+    def start(self, script: str, *, stdin: bytes | None = None,
+              become_user: str | None = None) -> RemoteProcess:
+        """Start ``script`` in a session of its own and return at once; see ``start_remote``."""
+        argv = shlex.split(remote_command(become_user, self.login_user, password=False))
+        self.sessions += 1
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        assert proc.stdin is not None
+        proc.stdin.write(frame(script, stdin))
+        proc.stdin.flush()
+        return _PopenProcess(proc)
 
     def close(self) -> None:
         """Nothing to close."""
@@ -455,3 +486,115 @@ def tcp_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+class RemoteProcess(Protocol):
+    """A script left running on its own channel: lines read as they come, stdin written later."""
+
+    def readline(self, timeout: float) -> bytes | None:
+        """The next line (without its newline), b"" at end of output, None when ``timeout`` ran out."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def wait(self, timeout: float) -> int:
+        """Close our end of stdin and wait for the exit status (RC_CUT when ``timeout`` ran out)."""
+        ...
+
+
+class _ChannelProcess:
+    """``RemoteProcess`` over a paramiko channel."""
+
+    def __init__(self, channel: Any, early: bytes) -> None:
+        self._channel = channel
+        self._buffer = early
+
+    def readline(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            if self._channel.recv_ready():
+                chunk = self._channel.recv(4096)
+                if not chunk:
+                    break
+                self._buffer += chunk
+                continue
+            if self._channel.eof_received or self._channel.closed:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            select.select([self._channel], [], [], min(left, 0.2))
+        line, newline, rest = self._buffer.partition(b"\n")
+        self._buffer = rest
+        return line if newline or line else b""
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._channel.sendall(data)
+
+    def wait(self, timeout: float) -> int:
+        with contextlib.suppress(OSError, EOFError):
+            self._channel.shutdown_write()
+        if not self._channel.status_event.wait(timeout):
+            self._channel.close()
+            return RC_CUT
+        status = int(self._channel.recv_exit_status())
+        self._channel.close()
+        return status
+
+
+class _PopenProcess:
+    """``RemoteProcess`` over a local process (its own session, killed whole on a timeout)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._buffer = b""
+
+    def readline(self, timeout: float) -> bytes | None:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                self._buffer += chunk
+        line, newline, rest = self._buffer.partition(b"\n")
+        self._buffer = rest
+        return line if newline or line else b""
+
+    def write(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+
+    def wait(self, timeout: float) -> int:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._proc.stdin.close()
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+            return RC_CUT
+
+
+def start_remote(connection: Connection, script: str, *, stdin: bytes | None = None,
+                 become_user: str | None = None) -> RemoteProcess:
+    """Start ``script`` on its own channel of ``connection`` and return at once (stdin stays open).
+
+    For holders that must live as long as the run: a lock's keeper dies with the SSH connection.
+    """
+    if isinstance(connection, SSHConnection):
+        return connection.start(script, stdin=stdin, become_user=become_user)
+    if isinstance(connection, LocalConnection):
+        return connection.start(script, stdin=stdin, become_user=become_user)
+    raise TypeError(f"cannot start a remote process over {type(connection).__name__}")

@@ -8,4 +8,6 @@ install_system_packages
 install_python_env test
 ruff check provision tests
 mypy provision
-python -m pytest -m "unit or integration or e2e" "$@"
+# Test files run on parallel workers (each e2e module on its own lab and /24, see tests/e2e/conftest.py):
+# the e2e modules mostly wait on their hosts, so three workers fit a 2-core machine.
+python -m pytest -m "unit or integration or e2e" -n "${PROVISION_TEST_WORKERS:-3}" --dist loadfile "$@"

@@ -1,8 +1,9 @@
 """A real OpenSSH server on loopback, started by the test session, for everything that crosses SSH.
 
 The server runs as root on 127.0.0.1 and a free port, with its own host key, its own
-authorized_keys and a known_hosts pinning its key. A throwaway sudo user ``pvtest`` (created here,
-removed at the end) covers become from a non-root login.
+authorized_keys and a known_hosts pinning its key. A throwaway sudo user ``pvtest<N>`` (created here,
+removed at the end; named per test process, so parallel workers and sessions never remove each
+other's) covers become from a non-root login.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-TEST_USER = "pvtest"
+TEST_USER = f"pvtest{os.getpid() % 100000}"
 
 
 @dataclass

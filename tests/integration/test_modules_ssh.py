@@ -26,7 +26,7 @@ PLAYBOOK = """\
     root: "{{ work }}"
   tasks:
     - name: a tree owned by the test user
-      file: {path: "{{ root }}/{{ item }}", state: directory, owner: pvtest, mode: "0755"}
+      file: {path: "{{ root }}/{{ item }}", state: directory, owner: "{{ test_user }}", mode: "0755"}
       loop: [etc, repo, app]
     - name: a link
       file: {path: "{{ root }}/current", state: link, src: "{{ root }}/app"}
@@ -41,11 +41,11 @@ PLAYBOOK = """\
     - name: a clone as the test user
       git: {repo: "{{ origin }}", dest: "{{ root }}/repo/checkout", version: v1, remote: upstream}
       become: true
-      become_user: pvtest
+      become_user: "{{ test_user }}"
     - name: a virtualenv as the test user
       venv: {path: "{{ root }}/app/env"}
       become: true
-      become_user: pvtest
+      become_user: "{{ test_user }}"
     - name: fetch the rendered file back
       fetch: {src: "{{ root }}/etc/info", dest: "{{ fetched }}/", flat: true}
     - name: wait for the file
@@ -81,7 +81,8 @@ def test_modules_over_ssh_check_apply_converge(sshd: SshServer, tmp_path: Path) 
     fetched = tmp_path / "fetched"
     fetched.mkdir()
     sshd.inventory(project / "inventory.yml",
-                   extra=f"    work: {work}\n    origin: {origin}\n    fetched: {fetched}\n")
+                   extra=f"    work: {work}\n    origin: {origin}\n    fetched: {fetched}\n"
+                         f"    test_user: {TEST_USER}\n")
     try:
         def run(*extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([sys.executable, "-m", "provision", "playbook", "site.yml", "--json", *extra],
