@@ -86,17 +86,19 @@ def run_backup(targets: list[HostTarget], backup_dir: Path, *, sites: list[str] 
     run_id = uuid.uuid4().hex[:12]
     started = time.monotonic()
     hooks = hook_commands(targets[0].variables)
+    hook_timeout = float(targets[0].var("backup_hook_timeout", 600))
     summary: dict[str, Any] = {"run_id": run_id, "backup_dir": str(backup_dir), "started_at":
                                datetime.now(UTC).isoformat(timespec="seconds"), "sites": [], "hosts": {},
                                **(summary_extra or {})}
     with control_lock(backup_dir):
         if "pre_backup" in hooks:
-            outcome = run_hook("pre_backup", hooks["pre_backup"], summary, cwd=project_dir, backup_dir=backup_dir)
+            outcome = run_hook("pre_backup", hooks["pre_backup"], summary, cwd=project_dir, backup_dir=backup_dir,
+                               timeout=hook_timeout)
             if outcome.returncode != 0:
                 summary["error"] = f"pre_backup hook exited {outcome.returncode}: {outcome.output[-400:]}"
                 report.line(f"FAILED  pre_backup hook exited {outcome.returncode}: {outcome.output[-400:]}")
                 _finish_hooks(hooks, summary, failed=True, report=report, project_dir=project_dir,
-                              backup_dir=backup_dir)
+                              backup_dir=backup_dir, timeout=hook_timeout)
                 return EXIT_FAILED
         results: list[SiteResult] = []
         host_errors: dict[str, str] = {}
@@ -134,7 +136,7 @@ def run_backup(targets: list[HostTarget], backup_dir: Path, *, sites: list[str] 
                    ok=sum(r.status == "ok" for r in results), failed=sum(r.status != "ok" for r in results),
                    duration=round(time.monotonic() - started, 2))
     _finish_hooks(hooks, summary, failed=failed or unreachable, report=report, project_dir=project_dir,
-                  backup_dir=backup_dir)
+                  backup_dir=backup_dir, timeout=hook_timeout)
     report.line(f"backup: {summary['ok']} sites ok, {summary['failed']} failed, {len(host_errors)} hosts failed "
                 f"({summary['duration']:.1f}s)")
     report.event({"event": "backup_recap", **{k: summary[k] for k in ("run_id", "ok", "failed", "duration")},
@@ -173,12 +175,12 @@ def _prune_after(targets: list[HostTarget], results: list[SiteResult], backup_di
 
 
 def _finish_hooks(hooks: dict[str, str], summary: dict[str, Any], *, failed: bool, report: BackupReport,
-                  project_dir: Path, backup_dir: Path) -> None:
+                  project_dir: Path, backup_dir: Path, timeout: float) -> None:
     names = ["post_backup"] + (["on_backup_failure"] if failed else [])
     for name in names:
         if name not in hooks:
             continue
-        outcome = run_hook(name, hooks[name], summary, cwd=project_dir, backup_dir=backup_dir)
+        outcome = run_hook(name, hooks[name], summary, cwd=project_dir, backup_dir=backup_dir, timeout=timeout)
         state = "ok" if outcome.returncode == 0 else f"exited {outcome.returncode}"
         report.line(f"hook    {name} {state}" + (f": {outcome.output[-300:]}" if outcome.returncode else ""))
         report.event({"event": "backup_hook", "hook": name, "rc": outcome.returncode})
