@@ -153,6 +153,7 @@ def backup_host(target: HostTarget, sites: list[str] | None, backup_dir: Path, *
     from ..hostlock import HostLock
 
     with HostLock(target.connection, operation="backup", run_id=run_id):  # type: ignore[arg-type]
-        names = sites if sites else list_sites(target)
+        present = list_sites(target)
+        names = [s for s in present if s in sites] if sites else present
         return [backup_site(target, site, backup_dir, with_files=with_files, encrypt_key=encrypt_key)
                 for site in names]

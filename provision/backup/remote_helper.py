@@ -307,12 +307,35 @@ def do_import(req: dict[str, Any]) -> dict[str, Any]:
                 mariadb(root, f"DROP DATABASE IF EXISTS {ident(new_db)}")
 
 
-def grant(root: str, user: str, database: str) -> None:
+def user_hosts(root: str, user: str) -> list[str]:
     hosts = [r[0] for r in mariadb(root, f"SELECT Host FROM mysql.user WHERE User={literal(user)}")]
     if not hosts:
         raise Failed(f"the site's database user {user} does not exist")
+    return hosts
+
+
+def give_access(root: str, config: dict[str, Any], db: dict[str, Any], database: str) -> str | None:
+    """Let the site log into ``database``; the user created for it, if any.
+
+    Frappe logs in as ``db_user`` when the config sets it, else as a user named like the database.
+    With ``db_user`` set, that user is granted the new database. Otherwise a user named like the new
+    database is made, with the site's password, so every Frappe version finds it.
+    """
+    hosts = user_hosts(root, db["user"])
+    if config.get("db_user"):
+        for host in hosts:
+            mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(database)}.* TO {literal(db['user'])}@{literal(host)}")
+        return None
     for host in hosts:
-        mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(database)}.* TO {literal(user)}@{literal(host)}")
+        account = f"{literal(database)}@{literal(host)}"
+        mariadb(root, f"CREATE USER {account} IDENTIFIED BY {literal(db['password'])};\n"
+                      f"GRANT ALL PRIVILEGES ON {ident(database)}.* TO {account}")
+    return database
+
+
+def drop_user(root: str, user: str) -> None:
+    for host in [r[0] for r in mariadb(root, f"SELECT Host FROM mysql.user WHERE User={literal(user)}")]:
+        mariadb(root, f"DROP USER IF EXISTS {literal(user)}@{literal(host)}")
 
 
 def run_bench(req: dict[str, Any], site: str, *args: str) -> None:
@@ -326,7 +349,7 @@ def run_bench(req: dict[str, Any], site: str, *args: str) -> None:
 def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str, Any], db: dict[str, Any],
                 new_db: str) -> dict[str, Any]:
     """Files swapped in, then the site's config switched to the new database; undone if anything fails."""
-    grant(root, db["user"], new_db)
+    new_user = give_access(root, config, db, new_db)
     stage = tempfile.mkdtemp(prefix=".provision-restore-", dir=site_dir)
     config_path = os.path.join(site_dir, "site_config.json")
     shutil.copy2(config_path, os.path.join(stage, "site_config.json.before"))
@@ -336,12 +359,12 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
         swapped = swap_files(site_dir, req["tars"], stage)
         if swapped:
             steps.append("swapped in the restored files")
-        write_json_atomic(config_path, {**config, "db_name": new_db, "db_user": db["user"]})
+        write_json_atomic(config_path, {**config, "db_name": new_db})
         steps.append(f"switched the site from {db['name']} to {new_db}")
         if req.get("migrate"):
             run_bench(req, req["site"], "migrate")
             steps.append("migrated (the code is newer than the backup)")
-        with site_option_file({**db, "name": new_db}) as defaults:
+        with site_option_file({**db, "name": new_db, "user": new_user or db["user"]}) as defaults:
             problems = compare_counts(row_counts(defaults, new_db), req["tables"]) if not req.get("migrate") else []
         if problems:
             raise Failed("after the switch: " + "; ".join(problems))
@@ -349,12 +372,17 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
         write_json_atomic(config_path, config)
         undo_files(swapped)
         shutil.rmtree(stage, ignore_errors=True)
+        if new_user:
+            with contextlib.suppress(Failed):
+                drop_user(root, new_user)
         raise
     shutil.rmtree(stage, ignore_errors=True)
     if req.get("keep_old_db"):
         steps.append(f"kept the old database {db['name']}")
     else:
         mariadb(root, f"DROP DATABASE IF EXISTS {ident(db['name'])}")
+        if new_user:  # the old database's own user goes with it
+            drop_user(root, db["user"])
         steps.append(f"dropped the old database {db['name']}")
     return {"steps_after": steps, "db_name": new_db}
 
@@ -365,12 +393,13 @@ def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) ->
     if os.path.exists(target):
         raise Failed(f"site {req['to_site']} already exists")
     password = secrets.token_hex(16)
-    user = new_db[:32]
+    user = new_db  # Frappe logs in as a user named like the database (db_user is not honoured everywhere)
     host = "localhost" if not db["host"] or db["host"] == "localhost" else "%"
     mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
     mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
     base = read_json(req["site_config"]) if req.get("site_config") else {}
-    config = {**base, "db_name": new_db, "db_user": user, "db_password": password, "db_type": "mariadb"}
+    base.pop("db_user", None)
+    config = {**base, "db_name": new_db, "db_password": password, "db_type": "mariadb"}
     for folder in ("public/files", "private/files", "private/backups", "locks", "logs"):
         os.makedirs(os.path.join(target, folder), exist_ok=True)
     write_json_atomic(os.path.join(target, "site_config.json"), config)
