@@ -8,8 +8,10 @@ A failing ``pre_backup`` stops the run before any host is touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,10 +50,14 @@ def run_hook(name: str, command: str, summary: Mapping[str, Any], *, cwd: Path, 
              timeout: float = 600) -> HookOutcome:
     """Run one hook; its exit code and output (stdout and stderr together)."""
     env = {**os.environ, "PROVISION_HOOK": name, "PROVISION_BACKUP_DIR": str(backup_dir)}
+    # A session of its own, so a timeout stops the hook's children too (a sync it started, say).
+    proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
     try:
-        proc = subprocess.run(["sh", "-c", command], input=json.dumps(summary, default=str).encode(), cwd=cwd,
-                              env=env, capture_output=True, timeout=timeout, check=False)
+        out, _ = proc.communicate(json.dumps(summary, default=str).encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return HookOutcome(name, -1, f"timed out after {timeout:g}s")
-    output = (proc.stdout + proc.stderr).decode(errors="replace").strip()
-    return HookOutcome(name, proc.returncode, output)
+    return HookOutcome(name, proc.returncode, out.decode(errors="replace").strip())

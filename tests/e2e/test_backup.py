@@ -341,6 +341,30 @@ def test_verify_restores_into_a_scratch_database_and_names_a_lost_table(deploy_l
     assert not re.search(r"_v\d{12}", leftovers)
 
 
+def test_restore_to_a_new_site_beside_the_old_one(deploy_lab: LabHandle, bench: Path) -> None:  # noqa: F811
+    lab = deploy_lab
+    new = "site3-copy.local"
+    result = provision(bench, "restore", "lab2", "site3.local", "--to-site", new)
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        config = site_config(lab, "lab2", new)
+        assert config["db_name"] != site_config(lab, "lab2", "site3.local")["db_name"]
+        manifest = json.loads((latest(bench, "lab2", "site3.local") / "manifest.json").read_text())
+        low, high = manifest["tables"]["tabLedger Entry"]
+        assert low <= int(sql(lab, "lab2", new, "SELECT COUNT(*) FROM `tabLedger Entry`")) <= high
+        listed = lab.ssh("lab2", f"su - frappe -c 'cd ~/frappe-bench && bench --site {new} list-apps'")
+        assert "ledger" in listed.stdout
+        assert http(lab.host("lab2").address, "/api/method/ping", "site3.local")[0] == 200
+        again = provision(bench, "restore", "lab2", "site3.local", "--to-site", new)
+        assert again.returncode == 4 and "already exists" in again.stderr
+    finally:
+        database = site_config(lab, "lab2", new)["db_name"] if result.returncode == 0 else None
+        if database:
+            lab.ssh("lab2", f"mariadb -e 'DROP DATABASE IF EXISTS `{database}`; DROP USER IF EXISTS "
+                            f"`{database}`@`localhost`'")
+        lab.ssh("lab2", f"rm -rf /home/frappe/shared/sites/{new} /home/frappe/frappe-bench/sites/{new}")
+
+
 def test_no_secret_in_any_output_manifest_or_log(deploy_lab: LabHandle, bench: Path) -> None:  # noqa: F811
     secrets = [DB_ROOT_PASSWORD, ADMIN_PASSWORD]
     for host, sites in SITES.items():
