@@ -227,6 +227,15 @@ def test_a_failing_site_is_reported_and_the_others_are_backed_up(deploy_lab: Lab
     assert failure["failed"] == 1 and failure["ok"] == 2
 
 
+def test_prune_dry_run_says_what_would_go_and_deletes_nothing(bench: Path) -> None:
+    stored = sorted(str(p) for p in (bench / "backups" / "prod").glob("*/*/*"))
+    result = provision(bench, "backup", "prune", "prod", "--dry-run", "-e", "keep_last=1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(re.findall(r"^keep\s+prod/lab\d/site\d.local/\S+\s+\(newest verified", result.stdout, re.M)) == 3
+    assert re.search(r"^would prune prod/lab1/site1.local/\S+\s+\(not one of the 1 newest", result.stdout, re.M)
+    assert sorted(str(p) for p in (bench / "backups" / "prod").glob("*/*/*")) == stored
+
+
 @pytest.fixture
 def small_disk() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="provision-backup-tmpfs-"))
