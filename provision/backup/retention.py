@@ -2,11 +2,12 @@
 
 For each rule (daily, weekly, monthly, yearly) with a count N, the newest verified backup of each of
 the N most recent periods that HAVE a verified backup is kept, and ``keep_last`` newest ones whatever
-their day (default 1). A period is a calendar day, an ISO
-week, a month or a year, in UTC. So a failed Sunday leaves Saturday's backup as that week's weekly,
-and a site whose backups stopped keeps its last ones instead of ageing out. The newest verified
-backup is always kept, whatever the policy. Backups that are not verified are never kept by a rule
-and never pruned either (a directory without a readable manifest is left for a person to look at).
+their day (default 1). A period is a calendar day, an ISO week, a month or a year, in UTC. So a
+failed Sunday leaves Saturday's backup as that week's weekly, and a site whose backups stopped
+keeps its last ones instead of ageing out. The newest verified backup is always kept, whatever the
+policy, and a restore's safety backup (the data it replaced) for ``keep_safety_days`` (default 7).
+Backups that are not verified are never kept by a rule and never pruned either (a directory
+without a readable manifest is left for a person to look at).
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ class Policy:
     weekly: int = 4
     monthly: int = 12
     yearly: int = 2
+    safety_days: int = 7
 
     @classmethod
     def from_vars(cls, variables: Mapping[str, Any]) -> Policy:
         """From inventory variables ``keep_daily`` ... ``keep_yearly`` (defaults 7/4/12/2)."""
         values = {}
-        for kind in ("last", *(name for name, _ in RULES)):
+        for kind in ("last", *(name for name, _ in RULES), "safety_days"):
             raw = variables.get(f"keep_{kind}", getattr(cls, kind))
             try:
                 number = int(raw)
@@ -86,6 +88,10 @@ def plan_retention(backups: Sequence[StoredBackup], policy: Policy) -> Retention
                 continue
             seen.add(period)
             plan.keep.setdefault(backup.name, []).append(f"{kind} {period}")
+    # A restore's safety backup holds the data the restore replaced: it outlives the day's rules.
+    for backup in verified:
+        if backup.manifest.get("kind") == "safety" and (verified[0].taken - backup.taken).days < policy.safety_days:
+            plan.keep.setdefault(backup.name, []).append(f"safety backup before a restore ({policy.safety_days} days)")
     for backup in verified:
         if backup.name not in plan.keep:
             plan.prune[backup.name] = (f"not one of the {policy.last} newest, nor the newest of any of the last "

@@ -76,3 +76,16 @@ def test_policy_from_variables_rejects_bad_values() -> None:
         Policy.from_vars({"keep_weekly": -1})
     with pytest.raises(InventoryError, match="keep_monthly"):
         Policy.from_vars({"keep_monthly": "many"})
+
+
+def test_a_restores_safety_backup_outlives_the_days_rules() -> None:
+    backups = runs(20)
+    safety_day = LAST_DAY - timedelta(days=3)
+    taken = datetime(safety_day.year, safety_day.month, safety_day.day, 14, 0, tzinfo=UTC)
+    backups.append(StoredBackup(Path(stamp(taken)), taken, {"verified": True, "kind": "safety"}))
+    old = taken - timedelta(days=10)
+    backups.append(StoredBackup(Path(stamp(old)), old, {"verified": True, "kind": "safety"}))
+    plan = plan_retention(sorted(backups, key=lambda b: b.taken), Policy(last=1, daily=1, weekly=0, monthly=0,
+                                                                          yearly=0, safety_days=7))
+    assert plan.keep[stamp(taken)] == ["safety backup before a restore (7 days)"]
+    assert stamp(old) in plan.prune
