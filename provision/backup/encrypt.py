@@ -45,7 +45,10 @@ def _decode_key(raw: bytes, where: str) -> bytes:
 
 def load_key(variables: Mapping[str, Any]) -> bytes | None:
     """The encryption key when ``backup_encrypt`` is on, else None."""
-    if not variables.get("backup_encrypt"):
+    flag = variables.get("backup_encrypt")
+    if isinstance(flag, str):
+        flag = flag.strip().lower() in ("1", "true", "yes", "on")
+    if not flag:
         return None
     key_file = variables.get("backup_encrypt_key_file")
     if key_file:

@@ -40,6 +40,7 @@ from .test_deploy import (  # noqa: F401  (fixtures are found by name)
 pytestmark = pytest.mark.e2e
 
 OUTPUTS: list[str] = []  # everything the commands printed, for the secrets check at the end
+ENCRYPTION_KEY = "5e0f" * 16
 
 
 @pytest.fixture(scope="module")
@@ -374,8 +375,33 @@ def test_restore_to_a_new_site_beside_the_old_one(deploy_lab: LabHandle, bench: 
         lab.ssh("lab2", f"rm -rf /home/frappe/shared/sites/{new} /home/frappe/frappe-bench/sites/{new}")
 
 
+def test_encrypted_backups_hold_no_plaintext_and_restore_with_the_key(deploy_lab: LabHandle,  # noqa: F811
+                                                                        bench: Path) -> None:
+    lab = deploy_lab
+    key_file = bench / "backup.key"
+    key_file.write_text(ENCRYPTION_KEY + "\n")
+    key_file.chmod(0o600)
+    encrypt = ["-e", "backup_encrypt=true", "-e", f"backup_encrypt_key_file={key_file}"]
+    result = provision(bench, "backup", "prod", "--site", "site2.local", *encrypt)
+    assert result.returncode == 0, result.stdout + result.stderr
+    backup = latest(bench, "lab1", "site2.local")
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["encryption"]["algorithm"] == "AES-256-GCM"
+    assert {p.name for p in backup.iterdir()} == {"manifest.json"} | {f"{f['name']}.enc" for f in manifest["files"]}
+    for sealed in backup.glob("*.enc"):
+        data = sealed.read_bytes()
+        assert not data.startswith(b"\x1f\x8b") and b"CREATE TABLE" not in data and b"site2.local" not in data
+    without_key = provision(bench, "restore", "lab1", "site2.local", "--force")
+    assert without_key.returncode == 2 and "is encrypted" in without_key.stderr + without_key.stdout
+    rows = entries(lab, "lab1", "site2.local")
+    sql(lab, "lab1", "site2.local", "DELETE FROM `tabLedger Entry`")
+    restored = provision(bench, "restore", "lab1", "site2.local", "--force", *encrypt)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert entries(lab, "lab1", "site2.local") == rows
+
+
 def test_no_secret_in_any_output_manifest_or_log(deploy_lab: LabHandle, bench: Path) -> None:  # noqa: F811
-    secrets = [DB_ROOT_PASSWORD, ADMIN_PASSWORD]
+    secrets = [DB_ROOT_PASSWORD, ADMIN_PASSWORD, ENCRYPTION_KEY]
     for host, sites in SITES.items():
         secrets += [str(site_config(deploy_lab, host, site)["db_password"]) for site in sites]
     texts = list(OUTPUTS)

@@ -93,6 +93,8 @@ def test_encryption_round_trip_and_tamper_detection(tmp_path: Path, monkeypatch:
     key = load_key({"backup_encrypt": True, "backup_encrypt_key_file": str(key_file)})
     assert key is not None and len(key) == 32
     assert load_key({"backup_encrypt": False}) is None
+    assert load_key({"backup_encrypt": "false", "backup_encrypt_key_file": str(key_file)}) is None
+    assert load_key({"backup_encrypt": "true", "backup_encrypt_key_file": str(key_file)}) == key
     monkeypatch.setenv("PROVISION_BACKUP_KEY", "cd" * 32)
     assert load_key({"backup_encrypt": True}) == bytes.fromhex("cd" * 32)
     monkeypatch.delenv("PROVISION_BACKUP_KEY")
