@@ -119,7 +119,7 @@ def backup_site(target: HostTarget, site: str, backup_dir: Path, *, with_files: 
             "action": "backup", "site": site, "sites_dir": target.sites_dir, "bench_path": target.bench_path,
             "bench_cli": target.bench_cli, "with_files": with_files,
             "run_dir": f"{target.host_backup_root}/{site}/{name}",
-        }, become_user=target.frappe_user)
+        }, become_user=target.frappe_user, timeout=float(target.var("backup_timeout", 3600)))
         if not answer.get("ok"):
             raise BackupError(str(answer.get("error")))
         pending = {

@@ -131,13 +131,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from ..backup.encrypt import load_key
     from ..backup.run import run_backup
     from ..cli import interrupts
+    from ..errors import EXIT_INTERRUPTED
 
     targets, backup_dir, cancel = _prepare(args, args.target)
     key = load_key(targets[0].variables)
     with _report(args, "backup", args.target) as report, interrupts(cancel.set):
-        return run_backup(targets, backup_dir, sites=args.site or None, with_files=_with_files(args, targets),
+        code = run_backup(targets, backup_dir, sites=args.site or None, with_files=_with_files(args, targets),
                           forks=args.forks, report=report, project_dir=Path.cwd(), encrypt_key=key,
                           summary_extra={"group": args.target})
+    return EXIT_INTERRUPTED if cancel.is_set() else code
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:

@@ -54,3 +54,18 @@ def test_migrate_only_when_the_code_differs_from_the_backup() -> None:
     assert not needs_migrate({"apps": apps}, apps)
     assert needs_migrate({"apps": apps}, [apps[0], {"name": "ledger", "commit": "c" * 40}])
     assert needs_migrate({"apps": apps[:1]}, apps)
+
+
+def test_row_counts_are_compared_with_the_manifest_by_table() -> None:
+    from provision.backup.remote_helper import compare_counts, new_db_name
+
+    expected = {"tabNote": [3, 3], "tabLedger Entry": [10, 12]}
+    assert compare_counts({"tabNote": 3, "tabLedger Entry": 11}, expected) == []
+    assert compare_counts({"tabLedger Entry": 9, "tabExtra": 1}, expected) == [
+        "table tabLedger Entry has 9 rows, the manifest says 10-12", "table tabNote is missing",
+        "table tabExtra is not in the manifest"]
+    assert new_db_name({"mode": "switch", "suffix": "261201023000"}, "_0123456789abcdef") == \
+        "_0123456789abcdef_r261201023000"
+    assert new_db_name({"mode": "switch", "suffix": "261202023000"}, "_0123456789abcdef_r261201023000") == \
+        "_0123456789abcdef_r261202023000"  # a second restore does not grow the name
+    assert new_db_name({"mode": "scratch", "suffix": "261201023000"}, "_abc").startswith("_abc_v")
