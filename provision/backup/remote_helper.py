@@ -363,7 +363,7 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
         steps.append(f"switched the site from {db['name']} to {new_db}")
         if req.get("migrate"):
             run_bench(req, req["site"], "migrate")
-            steps.append("migrated (the code is newer than the backup)")
+            steps.append("migrated (the apps differ from the backup's)")
         with site_option_file({**db, "name": new_db, "user": new_user or db["user"]}) as defaults:
             problems = compare_counts(row_counts(defaults, new_db), req["tables"]) if not req.get("migrate") else []
         if problems:

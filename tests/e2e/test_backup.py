@@ -375,6 +375,25 @@ def test_restore_to_a_new_site_beside_the_old_one(deploy_lab: LabHandle, bench: 
         lab.ssh("lab2", f"rm -rf /home/frappe/shared/sites/{new} /home/frappe/frappe-bench/sites/{new}")
 
 
+def test_restore_migrates_when_the_code_differs_from_the_backup(deploy_lab: LabHandle,  # noqa: F811
+                                                               bench: Path) -> None:
+    backup = latest(bench, "lab2", "site3.local")
+    manifest_path = backup / "manifest.json"
+    original = manifest_path.read_text()
+    manifest = json.loads(original)
+    for app in manifest["apps"]:
+        if app["name"] == "ledger":
+            app["commit"] = "0" * 40  # as if the backup had been taken on older code
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        result = provision(bench, "restore", "lab2", "site3.local", "--from", backup.name, "--force")
+    finally:
+        manifest_path.write_text(original)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "migrated (the apps differ from the backup's)" in result.stdout
+    assert http(deploy_lab.host("lab2").address, "/api/method/ping", "site3.local")[0] == 200
+
+
 def test_encrypted_backups_hold_no_plaintext_and_restore_with_the_key(deploy_lab: LabHandle,  # noqa: F811
                                                                         bench: Path) -> None:
     lab = deploy_lab
