@@ -396,16 +396,22 @@ def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) ->
     user = new_db  # Frappe logs in as a user named like the database (db_user is not honoured everywhere)
     host = "localhost" if not db["host"] or db["host"] == "localhost" else "%"
     mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
-    mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
-    base = read_json(req["site_config"]) if req.get("site_config") else {}
-    base.pop("db_user", None)
-    config = {**base, "db_name": new_db, "db_password": password, "db_type": "mariadb"}
-    for folder in ("public/files", "private/files", "private/backups", "locks", "logs"):
-        os.makedirs(os.path.join(target, folder), exist_ok=True)
-    write_json_atomic(os.path.join(target, "site_config.json"), config)
-    stage = tempfile.mkdtemp(prefix=".provision-restore-", dir=target)
-    swap_files(target, req["tars"], stage)
-    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
+        base = read_json(req["site_config"]) if req.get("site_config") else {}
+        base.pop("db_user", None)
+        config = {**base, "db_name": new_db, "db_password": password, "db_type": "mariadb"}
+        for folder in ("public/files", "private/files", "private/backups", "locks", "logs"):
+            os.makedirs(os.path.join(target, folder), exist_ok=True)
+        write_json_atomic(os.path.join(target, "site_config.json"), config)
+        stage = tempfile.mkdtemp(prefix=".provision-restore-", dir=target)
+        swap_files(target, req["tars"], stage)
+        shutil.rmtree(stage, ignore_errors=True)
+    except BaseException:  # nothing half made stays behind
+        shutil.rmtree(target, ignore_errors=True)
+        with contextlib.suppress(Failed):
+            drop_user(root, user)
+        raise
     link = os.path.join(req["bench_path"], "sites", req["to_site"])
     if os.path.realpath(os.path.dirname(link)) != os.path.realpath(req["sites_dir"]) and not os.path.lexists(link):
         os.symlink(target, link)
