@@ -1,7 +1,8 @@
 """Backups of every site to the control host: pulled, verified, retained by policy, restorable.
 
     targets.py        the hosts and their variables (deploy defaults under the inventory)
-    remote_helper.py  the program run on a host: bench backup, row counts, import into a new database
+    remote_helper.py  the program run on a host: site list, bench backup, row counts, apps
+    remote_restore.py its restore half: import into a new database, check, switch (sent with it)
     remote.py         calling it; files moved in bounded, resumable pieces
     pull.py           one site's backup: made, pulled, verified, host copy removed
     checks.py         sha256, gzip, the dump's completion line, tar listing

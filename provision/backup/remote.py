@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,24 @@ from .targets import HostConnection
 
 CHUNK = 16 * 1024 * 1024
 _HELPER = Path(__file__).with_name("remote_helper.py")
+_RESTORE = Path(__file__).with_name("remote_restore.py")
+_LOCAL_ONLY = re.compile(r"(?ms)^# local-only: begin.*?^# local-only: end\n")
 
 
 class DiskFull(BackupError):
     """The control host ran out of space while writing a backup."""
 
 
+def helper_program() -> bytes:
+    """The host program: remote_helper.py, then remote_restore.py without its local imports, then main()."""
+    restore = _LOCAL_ONLY.sub("", _RESTORE.read_text()).replace("from __future__ import annotations\n", "")
+    return (_HELPER.read_text() + "\n" + restore + "\nsys.exit(main())\n").encode()
+
+
 def call_helper(connection: HostConnection, request: dict[str, Any], *, become_user: str | None,
                 timeout: float | None = 3600) -> dict[str, Any]:
     """Run one action of ``remote_helper.py`` on the host; its JSON answer (``ok`` False on failure)."""
-    program = _HELPER.read_bytes()
+    program = helper_program()
     # The program is sent on stdin and run with -c (no secret in it); the request, with any
     # secret, follows it on stdin and is read by the program itself.
     script = f'p=$(head -c {len(program)}); exec python3 -c "$p"'

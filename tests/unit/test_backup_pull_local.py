@@ -75,3 +75,20 @@ def test_push_checks_the_upload_on_the_host(tmp_path: Path, remote: tuple[Path, 
     push_file(LocalConnection(), source, str(target), become_user=None, chunk=100_000)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_host_program_is_one_module_and_answers_in_json(tmp_path: Path) -> None:
+    from provision.backup.remote import call_helper, helper_program
+
+    program = helper_program().decode()
+    compile(program, "host-helper", "exec")
+    assert "from .remote_helper" not in program and program.count("from __future__") == 1
+    site = tmp_path / "sites" / "erp.local"
+    site.mkdir(parents=True)
+    (site / "site_config.json").write_text("{}")
+    (tmp_path / "sites" / "assets").mkdir()
+    answer = call_helper(LocalConnection(), {"action": "sites", "sites_dir": str(tmp_path / "sites")},
+                         become_user=None)
+    assert answer == {"ok": True, "sites": ["erp.local"]}
+    assert call_helper(LocalConnection(), {"action": "nope"}, become_user=None) == {
+        "ok": False, "error": "unknown action 'nope'"}

@@ -57,7 +57,7 @@ def test_migrate_only_when_the_code_differs_from_the_backup() -> None:
 
 
 def test_row_counts_are_compared_with_the_manifest_by_table() -> None:
-    from provision.backup.remote_helper import compare_counts, new_db_name
+    from provision.backup.remote_restore import compare_counts, new_db_name
 
     expected = {"tabNote": [3, 3], "tabLedger Entry": [10, 12]}
     assert compare_counts({"tabNote": 3, "tabLedger Entry": 11}, expected) == []
