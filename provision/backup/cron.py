@@ -42,12 +42,19 @@ def parse_at(text: str) -> tuple[int, int]:
 
 
 def backup_entries(group: str, at: str, *, project_dir: Path, inventory: Path, log_dir: Path, keep_logs: int,
-                   verify_weekly: bool, python: str | None = None) -> list[CronEntry]:
-    """The entries ``cron install backup GROUP`` manages."""
+                   verify_weekly: bool, python: str | None = None,
+                   vault_password_file: Path | None = None) -> list[CronEntry]:
+    """The entries ``cron install backup GROUP`` manages.
+
+    cron's environment has none of the operator's variables: a vaulted inventory needs its password
+    file named on the line (a path, never the password).
+    """
     hour, minute = parse_at(at)
     python = python or sys.executable
     base = (f"cd {shlex.quote(str(project_dir))} && {shlex.quote(python)} -m provision backup")
     common = (f"-i {shlex.quote(str(inventory))} --log-dir {shlex.quote(str(log_dir))} --keep-logs {keep_logs}")
+    if vault_password_file is not None:
+        common += f" --vault-password-file {shlex.quote(str(vault_password_file))}"
     errors = shlex.quote(str(log_dir / "cron-errors.log"))
     entries = [CronEntry(f"backup:{group}",
                          f"{minute} {hour} * * * {base} {shlex.quote(group)} {common} >/dev/null 2>>{errors}")]

@@ -76,6 +76,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     cron.add_argument("--log-dir", type=Path, help="log directory (default: <backup_dir>/logs)")
     cron.add_argument("--keep-logs", type=int, default=30, help="logs kept per job (default 30)")
     cron.add_argument("--user", help="whose crontab (default: the current user's)")
+    cron.add_argument("--vault-password-file", action="append", default=[], metavar="FILE",
+                      help="a vaulted inventory's password file, named on the entry (cron has no environment)")
     cron.set_defaults(func=cmd_cron)
 
 
@@ -284,7 +286,9 @@ def cmd_cron(args: argparse.Namespace) -> int:
                            hint="pass -i FILE (the entry runs with its absolute path)")
     log_dir = (args.log_dir or inventory.parent / "backups" / "logs").resolve()
     entries = cron.backup_entries(args.group, args.at, project_dir=inventory.parent, inventory=inventory,
-                                  log_dir=log_dir, keep_logs=args.keep_logs, verify_weekly=args.verify_weekly)
+                                  log_dir=log_dir, keep_logs=args.keep_logs, verify_weekly=args.verify_weekly,
+                                  vault_password_file=Path(args.vault_password_file[-1]).resolve()
+                                  if args.vault_password_file else None)
     if args.action == "remove":
         entries += [cron.CronEntry(f"backup-verify:{args.group}", "")]
     changed = cron.install(entries, user=args.user, remove=args.action == "remove")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -56,9 +57,15 @@ def bench(deploy_lab: LabHandle, project: Path) -> Path:  # noqa: F811
     return project
 
 
+VAULT_PASSWORD_FILE = ".vault-pass"  # where the deploy fixture puts the password of a vaulted inventory
+
+
 def provision(directory: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if (directory / VAULT_PASSWORD_FILE).exists():
+        env["PROVISION_VAULT_PASSWORD_FILE"] = str(directory / VAULT_PASSWORD_FILE)
     result = subprocess.run([sys.executable, "-m", "provision", *args], cwd=directory, capture_output=True,
-                            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                            text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     OUTPUTS.append(result.stdout + result.stderr)
     return result
 
@@ -291,13 +298,15 @@ def test_disk_full_then_a_flipped_byte_in_the_resumed_pull(deploy_lab: LabHandle
 def test_the_cron_entry_runs_as_cron_runs_it(bench: Path) -> None:
     saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
     original = saved.stdout if saved.returncode == 0 else None
+    vault = [f"--vault-password-file={bench / VAULT_PASSWORD_FILE}"] if (bench / VAULT_PASSWORD_FILE).exists() \
+        else []
     try:
         install = provision(bench, "cron", "install", "backup", "prod", "--at", "03:17", "--keep-logs", "2",
-                            "-i", "inventory.yml")
+                            "-i", "inventory.yml", *vault)
         assert install.returncode == 0 and "crontab changed" in install.stdout, install.stdout + install.stderr
         table = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
         again = provision(bench, "cron", "install", "backup", "prod", "--at", "03:17", "--keep-logs", "2",
-                          "-i", "inventory.yml")
+                          "-i", "inventory.yml", *vault)
         assert again.returncode == 0 and "crontab unchanged" in again.stdout
         assert subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout == table
         line = table.splitlines()[table.splitlines().index("# provision:backup:prod") + 1]
@@ -421,6 +430,8 @@ def test_encrypted_backups_hold_no_plaintext_and_restore_with_the_key(deploy_lab
 
 def test_no_secret_in_any_output_manifest_or_log(deploy_lab: LabHandle, bench: Path) -> None:  # noqa: F811
     secrets = [DB_ROOT_PASSWORD, ADMIN_PASSWORD, ENCRYPTION_KEY]
+    if (bench / VAULT_PASSWORD_FILE).exists():
+        secrets.append((bench / VAULT_PASSWORD_FILE).read_text().strip())
     for host, sites in SITES.items():
         secrets += [str(site_config(deploy_lab, host, site)["db_password"]) for site in sites]
     texts = list(OUTPUTS)

@@ -59,3 +59,8 @@ def test_only_the_last_logs_are_kept(tmp_path: Path) -> None:
     removed = keep_last_logs(tmp_path, "backup-prod", 3)
     assert [p.name for p in removed] == ["backup-prod-20261201T023000Z.log", "backup-prod-20261202T023000Z.log"]
     assert len(list(tmp_path.glob("*.log"))) == 4
+
+
+def test_a_vaulted_inventory_names_its_password_file_on_the_entry() -> None:
+    [entry] = entries(vault_password_file=Path("/srv/ops/.vault-pass"))
+    assert " --keep-logs 14 --vault-password-file /srv/ops/.vault-pass >/dev/null" in entry.line
