@@ -263,8 +263,8 @@ class HostRun:
                                      f"{detail}".rstrip())
 
     def _apply_conditions(self, task: Task, result: TaskResult, scope: dict[str, Any]) -> TaskResult:
-        if task.changed_when is None and task.failed_when is None:
-            return result
+        if (task.changed_when is None and task.failed_when is None) or result.status == "skipped":
+            return result  # a skipped task (check mode, a guard) has no output to judge, as in Ansible
         templar = self.shared.templar
         registered = {**scope, **(result.data or {}), **{"rc": result.data.get("rc")}}
         if task.register:

@@ -368,3 +368,16 @@ def test_magic_variables_of_an_ip_named_host_are_ansible_cores(tmp_path: Path) -
     assert runner.hosts["app.example.com"].runtime == {"short": "app", "names": ["ungrouped"]}
     assert inventory.host("192.0.2.11").vars["inventory_hostname_short"] == "192.0.2.11"
     assert inventory.host("192.0.2.11").vars["group_names"] == ["ungrouped"]
+
+
+def test_changed_when_is_not_judged_on_a_task_check_mode_skipped(tmp_path: Path) -> None:
+    """A command skipped in check mode has no stdout: its changed_when must not be evaluated."""
+    code, rec, _ = run(tmp_path, """\
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: yarn-like
+              shell: echo installed
+              changed_when: "'installed' in stdout"
+        """, check=True)
+    assert code == 0 and rec.statuses() == [("yarn-like", "skipped")]
