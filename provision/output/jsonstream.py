@@ -55,6 +55,8 @@ class JsonReporter:
                 "msg": event.msg,
                 "duration": round(event.duration, 3),
                 "item": scrub_data(self.redactor, event.item_value) if event.item_value is not None else event.item,
+                # The loop item as the console shows it (loop_control.label), for scripts that match on it.
+                "label": event.item,
                 "ignored": event.ignored,
                 "handler": event.handler,
             }

@@ -246,7 +246,7 @@ def warnings(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def changed_tasks(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
-    return [(e["task"], e.get("item") or "", e["msg"]) for e in events(result)
+    return [(e["task"], e.get("label") or "", e["msg"]) for e in events(result)
             if e["event"] == "task" and e["status"] == "changed" and not e.get("handler")]
 
 
@@ -402,7 +402,7 @@ def test_ca_down_fails_those_sites_keeps_what_they_serve_and_spares_the_others(
     result = deploy(project.dir)
     assert result.returncode == 2
     failed = [e for e in events(result) if e["event"] == "task" and e["status"] == "failed"]
-    assert [e.get("item") for e in failed if e["task"].startswith("TLS certificates issued")] == [SITES[0], NEW_SITE]
+    assert [e.get("label") for e in failed if e["task"].startswith("TLS certificates issued")] == [SITES[0], NEW_SITE]
     message = failures(result)
     assert f"{SITES[0]}: certbot could not renew" in message and "current certificate is kept" in message, message
     assert f"{NEW_SITE}: certbot could not issue" in message and "no certificate yet (HTTP only)" in message

@@ -84,6 +84,7 @@ def test_every_line_is_one_event() -> None:
         "msg": "updated",
         "duration": 0.123,
         "item": "site1",
+        "label": "site1",
         "ignored": False,
         "handler": False,
     }
