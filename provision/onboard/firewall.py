@@ -33,6 +33,9 @@ table {TABLE} {{
     chain input {{
         type filter hook input priority filter; policy drop;
         ct state established,related accept
+        # SSH before the invalid-state drop: a busy long-lived session whose packets conntrack
+        # misjudges (TCP window tracking under load) must never be cut by the firewall itself.
+        tcp dport {ssh_port} accept
         ct state invalid drop
         iif "lo" accept
         meta l4proto {{ icmp, ipv6-icmp }} accept
