@@ -390,6 +390,12 @@ class SSHConnection(_BytesConnection):
         deadline = time.monotonic() + timeout if timeout else None
         while True:
             if cancel.is_set() or (deadline is not None and time.monotonic() > deadline):
+                # What already arrived first: the shell's pid mark may still sit unread, and without
+                # it the command's process group cannot be ended on the host.
+                while channel.recv_stderr_ready():
+                    err.append(channel.recv_stderr(65536))
+                while channel.recv_ready():
+                    out.append(channel.recv(65536))
                 channel.close()
                 reason = "interrupted" if cancel.is_set() else f"timed out after {timeout:g}s"
                 err.append(f"\n[provision: {reason}]".encode())
