@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import TemplateError
-from .playbook import Play, Task
+from .playbook import Play, Task, tag_selected
 from .runstate import HostState, RunShared
 from .variables import RUNTIME, TASK_VARS, VariableLayers
 
@@ -66,17 +66,8 @@ class TaskEvaluation:
                 self.schedule.append(task)
 
     def selected(self, task: Task) -> bool:
-        """Tag selection as Ansible does, with the special tags ``always`` and ``never``."""
-        tags, wanted, skipped = task.tags, self.shared.options.tags, self.shared.options.skip_tags
-        if tags & skipped or ("always" in tags and "always" in skipped):
-            return False
-        if "always" in tags:
-            return True
-        if "never" in tags:
-            return bool(tags & wanted - {"all"})
-        if not wanted or "all" in wanted:
-            return True
-        return bool(tags & wanted) or ("untagged" in wanted and not tags)
+        """Tag selection as Ansible does, with the special tags ``always``, ``never``, ``tagged``, ``untagged``."""
+        return tag_selected(task.tags, self.shared.options.tags, self.shared.options.skip_tags)
 
     def variables(self, task: Task) -> dict[str, Any]:
         """The variables a task sees, by precedence (see ``provision.variables``)."""

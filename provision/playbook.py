@@ -452,3 +452,16 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def tag_selected(tags: frozenset[str], wanted: frozenset[str], skipped: frozenset[str]) -> bool:
+    """Ansible's tag selection, with ``always``, ``never``, ``tagged`` and ``untagged``."""
+    if tags & skipped or ("always" in tags and "always" in skipped):
+        return False
+    if "always" in tags:
+        return True
+    if "never" in tags:
+        return bool(tags & wanted - {"all"})
+    if not wanted or "all" in wanted:
+        return True
+    return bool(tags & wanted) or ("untagged" in wanted and not tags) or ("tagged" in wanted and bool(tags))

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .inventory import Inventory
-from .playbook import Play, Playbook, Task, walk_tasks
+from .playbook import Play, Playbook, Task, tag_selected, walk_tasks
 from .runstate import RunOptions
 
 # Tags with a meaning of their own: never "unmatched".
@@ -38,19 +38,6 @@ class ListingRequest:
     hosts: bool = False
     tasks: bool = False
     tags: bool = False
-
-
-def tag_selected(tags: frozenset[str], wanted: frozenset[str], skipped: frozenset[str]) -> bool:
-    """Ansible's tag selection, with ``always``, ``never``, ``tagged`` and ``untagged``."""
-    if tags & skipped or ("always" in tags and "always" in skipped):
-        return False
-    if "always" in tags:
-        return True
-    if "never" in tags:
-        return bool(tags & wanted - {"all"})
-    if not wanted or "all" in wanted:
-        return True
-    return bool(tags & wanted) or ("untagged" in wanted and not tags) or ("tagged" in wanted and bool(tags))
 
 
 def play_tasks(play: Play) -> list[Task]:

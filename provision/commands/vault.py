@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..localfiles import write_atomic
+
 if TYPE_CHECKING:
     from provision.vaultkeys import Keyring
 
@@ -98,23 +100,6 @@ def _read_vault(path: Path) -> str:
     if not is_encrypted(text):
         raise VaultError(f"{path} is not a vault file", hint=f"encrypt it first: provision vault encrypt {path}")
     return text
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text``: temp file beside it, fsync, rename; the old mode is kept."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:

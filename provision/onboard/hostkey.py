@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import logging
-import os
 import socket
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..connection import fingerprint
 from ..errors import ConnectError, HostKeyError, OptionsError
+from ..localfiles import write_atomic
 
 if TYPE_CHECKING:
     import paramiko
@@ -150,25 +148,6 @@ def pin_host_key(path: Path, host: str, port: int, key: HostKey) -> None:
     if current and not current.endswith("\n"):
         current += "\n"
     write_atomic(path, current + key.known_hosts_line(known_hosts_name(host, port)), mode=0o644)
-
-
-def write_atomic(path: Path, text: str, *, mode: int) -> None:
-    """Replace ``path`` with ``text``: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def _quiet_paramiko() -> None:

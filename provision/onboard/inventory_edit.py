@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InventoryError, Source
-from .hostkey import write_atomic
+from ..localfiles import write_atomic
 
 _KEY_LINE = re.compile(r"^( *)(?!- )[^#\s][^#]*:\s*(#.*)?$")
 _SEQ_LINE = re.compile(r"^( *)- ")

@@ -10,8 +10,8 @@ import pytest
 from provision.cli import build_parser, main, run_options
 from provision.connspec import connection_spec
 from provision.inventory import Inventory
-from provision.playbook import load_playbook
-from provision.playbook_listing import ListingRequest, listing, tag_selected, unmatched_tags
+from provision.playbook import load_playbook, tag_selected
+from provision.playbook_listing import ListingRequest, listing, unmatched_tags
 from provision.runner import Runner, RunOptions, command_line_defaults
 from tests.unit.test_runner_local import Recorder
 
