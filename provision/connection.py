@@ -600,6 +600,10 @@ class _ChannelProcess:
                 self._buffer += chunk
                 continue
             if self._channel.eof_received or self._channel.closed:
+                # The last output and the EOF can arrive together, after recv_ready() said no:
+                # read what is left before treating the end as the answer.
+                while chunk := self._channel.recv(4096):
+                    self._buffer += chunk
                 break
             left = deadline - time.monotonic()
             if left <= 0:
