@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any
 
+from .events import SilentReporter
 from .playbook import Play, Playbook, Task, walk_tasks
 from .registry import get_module
 from .runner import Runner
@@ -88,18 +88,7 @@ def print_explained(args: argparse.Namespace, playbook: Playbook, name: str) -> 
     """The CLI side: build the run as ``provision playbook`` would, print the origins, run nothing."""
     from .cli import load_inventory, run_options
 
-    runner = Runner(load_inventory(args), run_options(args, args.pattern), _Silent())
+    runner = Runner(load_inventory(args), run_options(args, args.pattern), SilentReporter())
     print(render_origins(explain_variable(runner, playbook, name), name), end="")
     return 0
 
-
-class _Silent:
-    """A reporter for a run that never starts."""
-
-    def play_started(self, event: Any) -> None: ...
-    def task_started(self, event: Any) -> None: ...
-    def task_done(self, event: Any) -> None: ...
-    def host_unreachable(self, event: Any) -> None: ...
-    def warning(self, message: str, *, host: str | None = None) -> None: ...
-    def recap(self, event: Any) -> None: ...
-    def close(self) -> None: ...

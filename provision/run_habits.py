@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionsError
+from .events import SilentReporter
 
 if TYPE_CHECKING:
     from .playbook import Playbook
@@ -106,7 +107,7 @@ def _check_offline(args: argparse.Namespace, playbook: Playbook, pattern: str | 
     source = str(args.inventory)
     if not Path(source).exists() and "," not in source:
         return  # the playbook alone is valid; there is no inventory to hold it against
-    reporter: Reporter = _Silent()
+    reporter: Reporter = SilentReporter()
     Runner(load_inventory(args), run_options(args, pattern), reporter, redactor=args.redactor).prepare(playbook)
 
 
@@ -127,14 +128,3 @@ def _warn(message: str) -> None:
 
     Console(stderr=True, soft_wrap=True).print(warning_line(message, None, 0), highlight=False)
 
-
-class _Silent:
-    """A reporter that drops everything (``--syntax-check`` reports nothing but errors)."""
-
-    def play_started(self, event: Any) -> None: ...
-    def task_started(self, event: Any) -> None: ...
-    def task_done(self, event: Any) -> None: ...
-    def host_unreachable(self, event: Any) -> None: ...
-    def warning(self, message: str, *, host: str | None = None) -> None: ...
-    def recap(self, event: Any) -> None: ...
-    def close(self) -> None: ...
