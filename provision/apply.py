@@ -29,6 +29,8 @@ def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state
 def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
     """Turn a plan into the task's result: fail, report converged, report (check mode), or change."""
     data = plan.data
+    if plan.skipped:
+        return TaskResult.skipped(plan.msg, **data)
     if ctx.check and plan.check_skips and (plan.changes or plan.pending or plan.check_msg):
         return TaskResult.skipped((plan.pending if plan.error else plan.check_msg) or f"would {plan.msg}", **data)
     if plan.error is not None:

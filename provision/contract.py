@@ -209,6 +209,8 @@ class Plan:
     # A change in steps: once the script ran (ok or not), the next plan (or the final result) from
     # its result and, if needed, further facts. Check mode reports the first step's check_msg only.
     then: Callable[[CommandResult, PlanContext], Plan | TaskResult] | None = None
+    # Nothing to do here at all (a site without TLS): the task is reported skipped with ``msg``.
+    skipped: bool = False
 
     @property
     def changes(self) -> bool:

@@ -7,12 +7,13 @@ CA (``--server``), trusting a private CA's root through ``REQUESTS_CA_BUNDLE``. 
 the operator's certificate and key, refused when the key does not match the certificate (their
 public keys are compared with openssl) so nginx is never handed a broken pair.
 
-The probe reads, per certificate: whether the files exist, the key's mode and owner, the expiry,
-the names, the SHA-256 of the certificate's and the key's public key (never the key itself), and
-for ACME the CA that issued it (certbot's renewal config). ``plan_certificate`` decides: nothing,
-issue (no certificate, names or CA changed, key mismatch) or renew (expiring within
-``warn_days``). With ``issue: false`` the task only reports that plan (and warns about expiring
-certificates); with ``issue: true`` it runs certbot where the plan says so. A failed issuance or
+The fact (``CertificateStates``) reads, per certificate: whether the files exist, the key's mode
+and owner, the expiry, the names, the SHA-256 of the certificate's and the key's public key (never
+the key itself), and for ACME the CA that issued it (certbot's renewal config).
+``plan_certificate`` decides per certificate: nothing, issue (no certificate, names or CA changed,
+key mismatch) or renew (expiring within ``warn_days``). With ``issue: false`` the task's plan only
+reports that (and warns about expiring certificates); with ``issue: true`` the plan runs certbot
+where needed, one step per certificate (each only after the previous one succeeded). A failed issuance or
 renewal leaves certbot's live certificate as it was and says why (the CA's own error).
 """
 
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
-from .base import Arg, CommandResult, Module, TaskContext, TaskResult
+from .base import Arg, CommandResult, Fact, Module, Plan, PlanContext, TaskResult
 from .shell import quote
 
 MODES = ("acme", "manual", "off")
@@ -174,7 +176,7 @@ def _parse_openssl_date(text: str) -> dt.datetime | None:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Decision:
     """What to do about one certificate."""
 
     action: str  # none | issue | renew | fail
@@ -183,28 +185,29 @@ class Plan:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def plan_certificate(wanted: Wanted, state: CertState, *, directory: str, warn_days: int, host: str) -> Plan:
+def plan_certificate(wanted: Wanted, state: CertState, *, directory: str, warn_days: int,
+                     host: str) -> Decision:
     """Decide what one certificate needs (pure: the unit tests' table)."""
     where = f"{host}: {wanted.name}"
     if not state.present or not state.key_present:
         missing = wanted.certificate if not state.present else wanted.key
         if wanted.mode == "manual":
-            return Plan("fail", f"{where}: {missing} does not exist on the host; nothing was changed\n"
-                                "fix: put the certificate (full chain) and its key there, or correct the paths",
-                        ready=False)
-        return Plan("issue", "no certificate yet", ready=False)
+            return Decision("fail", f"{where}: {missing} does not exist on the host; nothing was changed\n"
+                                    "fix: put the certificate (full chain) and its key there, or correct the paths",
+                            ready=False)
+        return Decision("issue", "no certificate yet", ready=False)
     if state.not_after is None:
         detail = state.error or "openssl could not read its expiry"
         if wanted.mode == "manual":
-            return Plan("fail", f"{where}: {wanted.certificate} is not a readable PEM certificate ({detail})",
-                        ready=False)
-        return Plan("issue", f"the certificate is unreadable ({detail})", ready=False)
+            return Decision("fail", f"{where}: {wanted.certificate} is not a readable PEM certificate ({detail})",
+                            ready=False)
+        return Decision("issue", f"the certificate is unreadable ({detail})", ready=False)
     if state.key_matches is not True:
         if wanted.mode == "manual":
-            return Plan("fail", f"{where}: the key {wanted.key} does not match the certificate {wanted.certificate} "
-                                "(their public keys differ); nginx was not touched\n"
-                                "fix: give the key that belongs to this certificate", ready=False)
-        return Plan("issue", "the key does not match the certificate", ready=False)
+            return Decision("fail", f"{where}: the key {wanted.key} does not match the certificate "
+                                    f"{wanted.certificate} (their public keys differ); nginx was not touched\n"
+                                    "fix: give the key that belongs to this certificate", ready=False)
+        return Decision("issue", "the key does not match the certificate", ready=False)
     warnings: list[str] = []
     date = state.not_after.strftime("%Y-%m-%d %H:%M UTC")
     left = state.not_after - state.now
@@ -217,19 +220,20 @@ def plan_certificate(wanted: Wanted, state: CertState, *, directory: str, warn_d
         uncovered = [n for n in wanted.names if not any(_covers(pattern, n) for pattern in state.names)]
         if uncovered:
             warnings.append(f"{where}: certificate {wanted.certificate} does not cover {', '.join(uncovered)}")
-        return Plan("none", "in place" + (f", {warnings[0].split(': certificate ')[1]}" if expiring else ""),
-                    ready=True, warnings=tuple(warnings))
+        return Decision("none", "in place" + (f", {warnings[0].split(': certificate ')[1]}" if expiring else ""),
+                        ready=True, warnings=tuple(warnings))
     if set(wanted.names) != set(state.names):
         added = sorted(set(wanted.names) - set(state.names))
         dropped = sorted(set(state.names) - set(wanted.names))
         change = "; ".join(part for part in (f"adds {', '.join(added)}" if added else "",
                                              f"drops {', '.join(dropped)}" if dropped else "") if part)
-        return Plan("issue", f"names changed ({change})", ready=True, warnings=tuple(warnings))
+        return Decision("issue", f"names changed ({change})", ready=True, warnings=tuple(warnings))
     if state.server and state.server != directory:
-        return Plan("issue", f"issued by {state.server}, now {directory}", ready=True, warnings=tuple(warnings))
+        return Decision("issue", f"issued by {state.server}, now {directory}", ready=True, warnings=tuple(warnings))
     if expiring:
-        return Plan("renew", f"due: {warnings[0].split(': certificate ')[1]}", ready=True, warnings=tuple(warnings))
-    return Plan("none", f"valid until {date}", ready=True)
+        return Decision("renew", f"due: {warnings[0].split(': certificate ')[1]}", ready=True,
+                        warnings=tuple(warnings))
+    return Decision("none", f"valid until {date}", ready=True)
 
 
 def _covers(pattern: str, name: str) -> bool:
@@ -308,69 +312,110 @@ class Certificate(Module):
             raise ArgumentError(f"site {args['name']}: acme_directory must be an https:// URL, "
                                 f"got {args['directory']!r}")
 
-    def probe(self, args: dict[str, Any]) -> str | None:
+    def facts(self, args: dict[str, Any]) -> CertificateStates | None:
         wanted = _wanted(args)
-        if not wanted:
-            return None
+        return CertificateStates(tuple(wanted)) if wanted else None
+
+    def plan(self, args: dict[str, Any], facts: list[CertState] | None, ctx: PlanContext) -> Plan:
+        wanted = _wanted(args)
+        args = {**args, **{key: _text(args[key]) for key in ("email", "ca_bundle", "directory")}}
+        site = args["name"]
+        if not wanted or facts is None:
+            return Plan(f"{site}: tls off", skipped=True,
+                        data={"ready": False, "acme": False, "action": "none", "warnings": []})
+        decisions = [plan_certificate(w, s, directory=args["directory"], warn_days=args["warn_days"], host=ctx.host)
+                     for w, s in zip(wanted, facts, strict=True)]
+        warnings = [warning for decision in decisions for warning in decision.warnings]
+        # ready: the site's own certificate (the one carrying its name) is in place, so nginx serves
+        # the site over HTTPS; a domain's own certificate does not count.
+        mode = normalize_mode(args["mode"])
+        own = [w.name == site and w.mode == mode for w in wanted]
+        ready = any(d.ready for d, is_own in zip(decisions, own, strict=True) if is_own)
+        due = [(w, d) for w, d in zip(wanted, decisions, strict=True) if d.action in ("issue", "renew")]
+        action = "issue" if any(d.action == "issue" for _, d in due) else ("renew" if due else "none")
+        data: dict[str, Any] = {"ready": ready, "acme": any(w.mode == "acme" for w in wanted), "action": action,
+                                "certificates": [w.certificate for w in wanted]}
+        refused = [d.reason for d in decisions if d.action == "fail"]
+        if refused:
+            return Plan(error="\n".join(refused), data={**data, "warnings": warnings})
+        summary = "; ".join(f"{w.name} ({w.mode}): {d.reason}" for w, d in zip(wanted, decisions, strict=True))
+        if not args["issue"]:
+            # Only the plan: the deploy's later tasks act on it. Warnings are reported here, once.
+            return Plan(summary, data={**data, "warnings": warnings})
+        # Keys not mode 600 / root are fixed too (a due certificate's after certbot, in its own step).
+        loose = [w for w, s in zip(wanted, facts, strict=True)
+                 if s.key_present and (s.key_mode, s.key_owner) != ("600", "root")]
+        if not due and not loose:
+            return Plan(summary, data=data)
+        todo = [f"would {d.action} {w.name} ({', '.join(w.names)}): {d.reason}" for w, d in due]
+        todo += [f"would make {w.key} mode 600, owned by root" for w in loose]
+        steps = [_issue_step(cert, decision, args, ctx.host, data) for cert, decision in due]
+        steps += [_key_fix_step(cert) for cert in loose if cert not in [w for w, _ in due]]
+        return _chain(steps, [], check_msg="; ".join(todo), data=data,
+                      done_data={**data, "ready": any(own), "action": "none"})
+
+
+@dataclass(frozen=True)
+class CertificateStates(Fact[list[CertState]]):
+    """Each wanted certificate's state, in order (one ``pv_cert`` section each)."""
+
+    wanted: tuple[Wanted, ...]
+
+    def command(self) -> str:
         lines = [_PROBE_FN]
-        for index, cert in enumerate(wanted):
+        for index, cert in enumerate(self.wanted):
             lines.append(f"echo {quote(_SECTION + str(index))}")
             lines.append(f"pv_cert {quote(cert.certificate)} {quote(cert.key)} {quote(cert.renewal_conf)}")
         return "\n".join(lines) + "\n"
 
-    def run(self, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
-        wanted = _wanted(args)
-        args = {**args, **{key: _text(args[key]) for key in ("email", "ca_bundle", "directory")}}
-        site = args["name"]
-        acme = any(w.mode == "acme" for w in wanted)
-        if not wanted:
-            return TaskResult.skipped(f"{site}: tls off", ready=False, acme=False, action="none", warnings=[])
-        states = _sections(state or "", len(wanted))
-        plans = [plan_certificate(w, s, directory=args["directory"], warn_days=args["warn_days"], host=ctx.host)
-                 for w, s in zip(wanted, states, strict=True)]
-        warnings = [warning for plan in plans for warning in plan.warnings]
-        # ready: the site's own certificate (the one carrying its name) is in place, so nginx serves
-        # the site over HTTPS; a domain's own certificate does not count.
-        mode = normalize_mode(args["mode"])
-        ready = any(p.ready for w, p in zip(wanted, plans, strict=True) if w.name == site and w.mode == mode)
-        due = [(w, p) for w, p in zip(wanted, plans, strict=True) if p.action in ("issue", "renew")]
-        action = "issue" if any(p.action == "issue" for _, p in due) else ("renew" if due else "none")
-        data: dict[str, Any] = {"ready": ready, "acme": acme, "action": action,
-                                "certificates": [w.certificate for w in wanted]}
-        refused = [p.reason for p in plans if p.action == "fail"]
-        if refused:
-            return TaskResult.failed("\n".join(refused), **data, warnings=warnings)
-        summary = "; ".join(f"{w.name} ({w.mode}): {p.reason}" for w, p in zip(wanted, plans, strict=True))
-        if not args["issue"]:
-            # Only the plan: the deploy's later tasks act on it. Warnings are reported here, once.
-            return TaskResult.ok(summary, **data, warnings=warnings)
-        fixes = [w for w, s in zip(wanted, states, strict=True)
-                 if s.key_present and (s.key_mode, s.key_owner) != ("600", "root")]
-        if not due and not fixes:
-            return TaskResult.ok(summary, **data)
-        if ctx.check:
-            todo = [f"would {p.action} {w.name} ({', '.join(w.names)}): {p.reason}" for w, p in due]
-            todo += [f"would make {w.key} mode 600, owned by root" for w in fixes]
-            return TaskResult.changed("; ".join(todo), **data)
-        done: list[str] = []
-        for cert, plan in due:
-            result = ctx.run(certbot_command(cert, args) + " || exit $?\n" + _key_fix(cert.key), timeout=600)
-            if not result.ok:
-                kept = "the current certificate is kept" if plan.ready else "there is no certificate yet (HTTP only)"
-                return TaskResult.failed(
-                    f"{ctx.host}: {site}: certbot could not {plan.action} the certificate for "
-                    f"{', '.join(cert.names)} from {args['directory']} ({kept}):\n{_ca_error(result)}",
-                    **data, rc=result.rc)
-            done.append(f"{'renewed' if plan.action == 'renew' else 'issued'} {cert.name} ({', '.join(cert.names)})")
-        for cert in fixes:
-            if cert in [w for w, _ in due]:
-                continue
-            result = ctx.run(_key_fix(cert.key))
-            if not result.ok:
-                return TaskResult.from_command(f"making {cert.key} mode 600, owned by root", result)
-            done.append(f"{cert.key} mode 600, owned by root")
-        own = any(w.name == site and w.mode == mode for w in wanted)
-        return TaskResult.changed("; ".join(done), **{**data, "ready": own, "action": "none"})
+    def parse(self, output: str) -> list[CertState]:
+        return _sections(output, len(self.wanted))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One script of the change: what it does, and the task's result when it fails."""
+
+    script: str
+    done: str
+    failure: Callable[[CommandResult], TaskResult]
+    timeout: float | None = None
+
+
+def _issue_step(cert: Wanted, decision: Decision, args: dict[str, Any], host: str, data: dict[str, Any]) -> _Step:
+    """certbot for one due certificate, then its key's mode; a failure keeps what nginx serves."""
+    kept = "the current certificate is kept" if decision.ready else "there is no certificate yet (HTTP only)"
+
+    def failure(result: CommandResult) -> TaskResult:
+        return TaskResult.failed(
+            f"{host}: {args['name']}: certbot could not {decision.action} the certificate for "
+            f"{', '.join(cert.names)} from {args['directory']} ({kept}):\n{_ca_error(result)}",
+            **data, rc=result.rc)
+
+    verb = "renewed" if decision.action == "renew" else "issued"
+    return _Step(certbot_command(cert, args) + " || exit $?\n" + _key_fix(cert.key),
+                 f"{verb} {cert.name} ({', '.join(cert.names)})", failure, timeout=600)
+
+
+def _key_fix_step(cert: Wanted) -> _Step:
+    return _Step(_key_fix(cert.key), f"{cert.key} mode 600, owned by root",
+                 lambda result: TaskResult.from_command(f"making {cert.key} mode 600, owned by root", result))
+
+
+def _chain(steps: list[_Step], done: list[str], *, check_msg: str, data: dict[str, Any],
+           done_data: dict[str, Any]) -> Plan:
+    """The steps one script after the other (each only once the previous one succeeded)."""
+    step, rest = steps[0], steps[1:]
+
+    def then(result: CommandResult, _ctx: PlanContext) -> Plan | TaskResult:
+        if not result.ok:
+            return step.failure(result)
+        finished = [*done, step.done]
+        if not rest:
+            return TaskResult.changed("; ".join(finished), **done_data)
+        return _chain(rest, finished, check_msg=check_msg, data=data, done_data=done_data)
+
+    return Plan(step.done, script=step.script, timeout=step.timeout, check_msg=check_msg, data=data, then=then)
 
 
 def _text(value: Any) -> str:

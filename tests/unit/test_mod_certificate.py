@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from provision.apply import execute_module
 from provision.errors import ArgumentError
-from provision.tasks.base import CommandResult
+from provision.tasks.base import CommandResult, Plan
 from provision.tasks.certificate import (
     Certificate,
+    CertificateStates,
     CertState,
     Wanted,
     certbot_command,
@@ -181,6 +183,11 @@ def probe_output(**fields: str) -> str:
 MATCHING = {"certpub": "ab" * 32, "keypub": "ab" * 32, "server": DIRECTORY}
 
 
+def execute(arguments: dict[str, Any], ctx: FakeContext, output: str | None) -> Any:
+    """The task as the engine runs it: the module's plan from the probe's output, then applied."""
+    return execute_module(Certificate(), arguments, ctx, output)
+
+
 def test_parse_state() -> None:
     parsed = parse_state(probe_output(**MATCHING).split("\n", 1)[1])
     assert parsed == state(60)
@@ -188,30 +195,28 @@ def test_parse_state() -> None:
 
 def test_converged_site_costs_no_call() -> None:
     ctx = FakeContext()
-    result = Certificate().run(args(domains=["www.a.test"], issue=True, directory=DIRECTORY), ctx,
-                               probe_output(**MATCHING))
+    result = execute(args(domains=["www.a.test"], issue=True, directory=DIRECTORY), ctx, probe_output(**MATCHING))
     assert (result.status, ctx.calls) == ("ok", [])
     assert result.data["ready"] and result.data["action"] == "none"
 
 
 def test_plan_only_reports_and_warns_without_changing() -> None:
     ctx = FakeContext()
-    result = Certificate().run(args(domains=["www.a.test"], directory=DIRECTORY, warn_days=90), ctx,
-                               probe_output(**MATCHING))
+    result = execute(args(domains=["www.a.test"], directory=DIRECTORY, warn_days=90), ctx, probe_output(**MATCHING))
     assert (result.status, result.data["action"], ctx.calls) == ("ok", "renew", [])
     assert result.data["warnings"] == ["web1: a.test: certificate expires on 2027-01-30 12:00 UTC (60 days left)"]
 
 
 def test_check_mode_says_what_would_be_issued() -> None:
     ctx = FakeContext(check=True)
-    result = Certificate().run(args(domains=["www.a.test"], issue=True), ctx, "@@provision-cert 0\ncert=absent\n")
+    result = execute(args(domains=["www.a.test"], issue=True), ctx, "@@provision-cert 0\ncert=absent\n")
     assert result.status == "changed" and ctx.calls == []
     assert result.msg == "would issue a.test (a.test, www.a.test): no certificate yet"
 
 
 def test_issue_runs_certbot_then_fixes_the_key_mode() -> None:
     ctx = FakeContext()
-    result = Certificate().run(args(issue=True), ctx, "@@provision-cert 0\ncert=absent\nkey=absent\n")
+    result = execute(args(issue=True), ctx, "@@provision-cert 0\ncert=absent\nkey=absent\n")
     assert result.status == "changed", result.msg
     assert result.msg == "issued a.test (a.test)"
     [(script, stdin, _)] = ctx.calls
@@ -224,14 +229,92 @@ def test_failed_renewal_keeps_the_certificate_and_says_why() -> None:
              "An unexpected error occurred:\nrequests.exceptions.ConnectionError: Connection refused\n"
              "Ask for help or search for solutions at https://community.letsencrypt.org.\n")
     ctx = FakeContext(results=[CommandResult(1, "", error)])
-    result = Certificate().run(args(issue=True, directory=DIRECTORY, warn_days=90), ctx,
-                               probe_output(**MATCHING, sans="DNS:a.test"))
+    result = execute(args(issue=True, directory=DIRECTORY, warn_days=90), ctx,
+                     probe_output(**MATCHING, sans="DNS:a.test"))
     assert result.status == "failed"
     assert result.msg == (
         "web1: a.test: certbot could not renew the certificate for a.test from https://acme.test/dir "
         "(the current certificate is kept):\n"
         "An unexpected error occurred:\nrequests.exceptions.ConnectionError: Connection refused")
     assert result.data["ready"] is True
+
+
+# ----- the plan ----------------------------------------------------------------------------------------
+
+OWN_DOMAIN = {"domain": "own.test", "ssl_certificate": "/o.pem", "ssl_certificate_key": "/o.key"}
+
+
+def facts_of(arguments: dict[str, Any], output: str) -> list[CertState]:
+    fact = Certificate().facts(arguments)
+    assert isinstance(fact, CertificateStates)
+    return fact.parse(output)
+
+
+def test_tls_off_is_skipped_with_the_data_the_deploy_reads() -> None:
+    off = args(mode=False)
+    assert Certificate().facts(off) is None
+    for ctx in (FakeContext(), FakeContext(check=True)):
+        result = execute(off, ctx, None)
+        assert (result.status, result.msg, ctx.calls) == ("skipped", "a.test: tls off", [])
+        assert result.data == {"ready": False, "acme": False, "action": "none", "warnings": []}
+
+
+def test_the_plan_is_decided_from_the_facts_alone() -> None:
+    ctx = FakeContext()
+    arguments = args(issue=True, directory=DIRECTORY, warn_days=90, email="ops@a.test")
+    planned = Certificate().plan(arguments, facts_of(arguments, probe_output(**MATCHING, sans="DNS:a.test")), ctx)
+    assert isinstance(planned, Plan) and ctx.calls == []
+    wanted = Wanted("a.test", "acme", ("a.test",), ACME.certificate.replace("/le/", "/etc/letsencrypt/"),
+                    ACME.key.replace("/le/", "/etc/letsencrypt/"), "/etc/letsencrypt/renewal/a.test.conf")
+    assert planned.script.startswith(certbot_command(wanted, {**arguments, "ca_bundle": ""}) + " || exit $?\n")
+    assert "chmod 600" in planned.script
+    assert planned.timeout == 600
+    assert planned.check_msg == "would renew a.test (a.test): due: expires on 2027-01-30 12:00 UTC (60 days left)"
+    assert planned.data == {"ready": True, "acme": True, "action": "renew",
+                            "certificates": ["/etc/letsencrypt/live/a.test/fullchain.pem"]}
+
+
+def test_a_refused_key_is_an_error_with_the_warnings() -> None:
+    arguments = args(mode="manual", certificate="/ssl/a.pem", key="/ssl/a.key", issue=True)
+    output = probe_output(certpub="ab" * 32, keypub="cd" * 32, sans="DNS:a.test")
+    planned = Certificate().plan(arguments, facts_of(arguments, output), FakeContext())
+    assert planned.error is not None and "does not match the certificate /ssl/a.pem" in planned.error
+    assert not planned.changes and planned.data["warnings"] == []
+    assert execute(arguments, FakeContext(check=True), output).status == "failed"
+
+
+def two_sections(first: str, second: str) -> str:
+    return first + second.replace("@@provision-cert 0", "@@provision-cert 1", 1)
+
+
+def test_certbot_then_the_other_keys_mode_one_step_after_the_other() -> None:
+    arguments = args(issue=True, domains=[OWN_DOMAIN])
+    output = two_sections("@@provision-cert 0\ncert=absent\nkey=absent\n",
+                          probe_output(**MATCHING, key="644 root", sans="DNS:own.test"))
+    check = execute(arguments, FakeContext(check=True), output)
+    assert (check.status, check.msg) == (
+        "changed", "would issue a.test (a.test): no certificate yet; would make /o.key mode 600, owned by root")
+    ctx = FakeContext()
+    result = execute(arguments, ctx, output)
+    assert (result.status, result.msg) == ("changed", "issued a.test (a.test); /o.key mode 600, owned by root")
+    assert [script.split()[0] for script, _, _ in ctx.changes] == ["certbot", "_pv_key=$(readlink"]
+    assert result.data["ready"] is True and result.data["action"] == "none"
+
+
+def test_a_failed_step_stops_the_ones_after_it() -> None:
+    arguments = args(issue=True, domains=[OWN_DOMAIN])
+    output = two_sections("@@provision-cert 0\ncert=absent\nkey=absent\n",
+                          probe_output(**MATCHING, key="644 root", sans="DNS:own.test"))
+    ctx = FakeContext(results=[CommandResult(1, "", "The CA said no\n")])
+    result = execute(arguments, ctx, output)
+    assert result.status == "failed" and len(ctx.changes) == 1
+    assert result.msg.endswith("(there is no certificate yet (HTTP only)):\nThe CA said no")
+    assert (result.data["ready"], result.data["action"], result.data["rc"]) == (False, "issue", 1)
+    key_only = FakeContext(results=[CommandResult(1, "", "chmod: denied\n")])
+    failed = execute(args(mode="manual", certificate="/ssl/a.pem", key="/ssl/a.key", issue=True), key_only,
+                     probe_output(**MATCHING, key="640 frappe", sans="DNS:a.test"))
+    assert (failed.status, failed.msg) == ("failed", "making /ssl/a.key mode 600, owned by root failed (exit 1)\n"
+                                                     "chmod: denied")
 
 
 # ----- the probe with the real openssl ----------------------------------------------------------------
