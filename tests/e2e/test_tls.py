@@ -235,8 +235,9 @@ def cert_info(der: bytes | None) -> dict[str, str]:
     return {"serial": serial, "names": " ".join(names)}
 
 
-def served(lab: LabHandle, site: str, cafile: Path) -> dict[str, str]:
-    status, _, body, der = raw_get(lab.hosts[0].address, 443, site, "/api/method/ping", cafile=cafile)
+def served(lab: LabHandle, site: str, cafile: Path, *, timeout: float = 10) -> dict[str, str]:
+    status, _, body, der = raw_get(lab.hosts[0].address, 443, site, "/api/method/ping", cafile=cafile,
+                                   timeout=timeout)
     assert (status, json.loads(body)) == (200, {"message": "pong"}), (site, status, body)
     return cert_info(der)
 
@@ -333,31 +334,27 @@ def test_forced_renewal_by_the_cron_command_serves_the_new_certificate_without_a
     worker.start()
     requests = failed = 0
     errors: list[str] = []
+    serials: set[str] = set()
     deadline = time.monotonic() + 300
-    after: float | None = None
-    new_serial = None
-    while time.monotonic() < deadline:
+    while worker.is_alive() and time.monotonic() < deadline:
         try:
-            info = served(deploy_lab, SITES[0], pebble_root)
-            if info["serial"] != STATE[SITES[0]]:
-                new_serial = info["serial"]
+            # A refused, reset or non-200 request fails at once; under load a request may only be
+            # slow (the machine's cores are shared with certbot and the other tests), which is no failure.
+            serials.add(served(deploy_lab, SITES[0], pebble_root, timeout=60)["serial"])
         except (OSError, AssertionError) as error:
             failed += 1
             errors.append(repr(error))
         requests += 1
-        if not worker.is_alive():
-            after = after or time.monotonic()
-            if new_serial or time.monotonic() - after > 15:
-                break
     worker.join(timeout=10)
     result = outcome["result"]
     assert result.returncode == 0, result.stdout + result.stderr
     assert failed == 0, f"{failed} of {requests} requests failed during the renewal: {errors[:3]}"
-    assert new_serial, "nginx never served the renewed certificate"
-    assert requests > 5
-    STATE[SITES[0]] = new_serial
-    assert served(deploy_lab, SITES[1], pebble_root)["serial"] != STATE[SITES[1]], "every due lineage renewed"
-    STATE[SITES[1]] = served(deploy_lab, SITES[1], pebble_root)["serial"]
+    assert STATE[SITES[0]] in serials, "no request was made before nginx reloaded"
+    # The renewal returns only once nginx serves what it renewed (its deploy hook waits for the reload).
+    for site in SITES:
+        serial = served(deploy_lab, site, pebble_root, timeout=60)["serial"]
+        assert serial != STATE[site], f"{site}: nginx still serves the old certificate after the renewal returned"
+        STATE[site] = serial
 
 
 def test_manual_certificate_is_served_and_a_mismatching_key_is_refused(deploy_lab: LabHandle, project: Project,
