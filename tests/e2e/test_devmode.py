@@ -134,6 +134,7 @@ def stop_bench_start(lab: LabHandle, pid: int) -> None:
                lambda: lab.ssh("lab1", "ss -Hltnp").stdout)
 
 
+@pytest.mark.timeout(1800)  # its fixtures bring the lab up and run the one deploy: 4-10 minutes, by load
 def test_development_deploy_leaves_the_ports_to_bench_start(dev_lab: LabHandle, deployed: Path) -> None:
     config = json.loads(dev_lab.ssh("lab1", f"cat {BENCH}/sites/common_site_config.json").stdout)
     assert (config["developer_mode"], config["restart_supervisor_on_update"]) == (1, False)
