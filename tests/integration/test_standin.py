@@ -382,3 +382,52 @@ def test_socketio_listens_on_socketio_port(bench: Bench) -> None:
         wait_for(answers, 20, "socketio.js")
     finally:
         stop(node)
+
+
+def _started(bench: Bench, *args: str) -> subprocess.Popen[bytes]:
+    """`bench ARGS` in the background, in its own process group, output to logs/<first arg>.log."""
+    assert BENCH, "bench (PyPI frappe-bench) is not on PATH"
+    with open(bench.path / "logs" / f"{args[0]}.log", "wb") as log:
+        return subprocess.Popen([BENCH, *args], cwd=bench.path, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_serve_answers_through_the_real_bench_cli(bench: Bench, site: str) -> None:
+    """The Procfile's `web: bench serve --port N`: bench passes it to frappe, which serves the site."""
+    port = free_port()
+    proc = _started(bench, "serve", "--port", str(port))
+    try:
+        def ping() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/method/ping", timeout=2) as response:
+                    return bool(json.loads(response.read()) == {"message": "pong"})
+            except OSError:
+                return False
+
+        wait_for(ping, 30, "bench serve")
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": SITE})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "ledger" in response.read().decode()
+    finally:
+        stop(proc)
+
+
+def test_watch_rebuilds_a_changed_bundle(bench: Bench) -> None:
+    """The Procfile's `watch: bench watch`: a changed bundle source gets a new fingerprint in assets.json."""
+    node_modules_as_yarn_leaves_them(bench)
+    bench.run("build")
+    manifest = bench.path / "sites" / "assets" / "assets.json"
+    before = json.loads(manifest.read_text())["ledger.bundle.js"]
+    source = bench.path / "apps" / "ledger" / "ledger" / "public" / "js" / "ledger.bundle.js"
+    original = source.read_text()
+    proc = _started(bench, "watch")
+    log = bench.path / "logs" / "watch.log"
+    try:
+        wait_for(lambda: "Watching for changes" in log.read_text(errors="replace"), 30, "bench watch to start")
+        source.write_text(original + "\n// changed while watched\n")
+        wait_for(lambda: json.loads(manifest.read_text())["ledger.bundle.js"] != before, 20, "the rebuild")
+        assert proc.poll() is None, log.read_text(errors="replace")
+    finally:
+        stop(proc)
+        source.write_text(original)
+        bench.run("build")

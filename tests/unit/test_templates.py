@@ -447,13 +447,31 @@ def test_redis_configs() -> None:
     assert "maxmemory 50mb" in render("redis_cache.conf.j2", tiny)
 
 
-def test_procfile() -> None:
-    lines = render("Procfile.j2", CUSTOM_QUEUES).splitlines()
-    assert "web: bench serve --port 18000" in lines
-    assert "redis_cache: /usr/bin/redis-server config/redis_cache.conf" in lines
-    assert "schedule: bench schedule" in lines
-    assert "worker_reports: bench worker --queue reports 1>> logs/worker.log 2>> logs/worker.error.log" in lines
-    assert "worker_emails: bench worker --queue emails 1>> logs/worker.log 2>> logs/worker.error.log" in lines
+def test_procfile_is_bench_531s_for_the_default_queues() -> None:
+    """bench setup procfile's own lines (frappe-bench 5.31 bench/config/templates/Procfile), golden."""
+    assert render("Procfile.j2", PORT_BASED) == (
+        "redis_cache: /usr/bin/redis-server config/redis_cache.conf\n"
+        "redis_queue: /usr/bin/redis-server config/redis_queue.conf\n"
+        "web: bench serve --port 8000\n"
+        "socketio: bench socketio\n"
+        "watch: bench watch\n"
+        "schedule: bench schedule\n"
+        "worker: bench worker 1>> logs/worker.log 2>> logs/worker.error.log\n"
+    )
+
+
+def test_procfile_has_a_worker_per_custom_queue_and_the_webserver_port() -> None:
+    assert render("Procfile.j2", CUSTOM_QUEUES) == (
+        "redis_cache: /usr/bin/redis-server config/redis_cache.conf\n"
+        "redis_queue: /usr/bin/redis-server config/redis_queue.conf\n"
+        "web: bench serve --port 18000\n"
+        "socketio: bench socketio\n"
+        "watch: bench watch\n"
+        "schedule: bench schedule\n"
+        "worker: bench worker 1>> logs/worker.log 2>> logs/worker.error.log\n"
+        "worker_reports: bench worker --queue reports 1>> logs/worker.log 2>> logs/worker.error.log\n"
+        "worker_emails: bench worker --queue emails 1>> logs/worker.log 2>> logs/worker.error.log\n"
+    )
 
 
 # ----- common_site_config.json -----------------------------------------------------------------------
@@ -491,6 +509,19 @@ def test_common_site_config_merges_extras_and_stays_valid_json() -> None:
     assert custom["redis_queue"] == "redis://127.0.0.1:21000"
     assert custom["supervisor_restart_cmd"] == "/usr/bin/supervisorctl restart b2-web: b2-workers:"
     assert custom["frappe_user"] == "erp"
+
+
+def test_common_site_config_in_development_mode_is_bench_init_dev() -> None:
+    """bench init --dev: developer_mode 1 and bench's live_reload; nothing for supervisor to restart."""
+    production = json.loads(render("common_site_config.json.j2", PORT_BASED))
+    assert "developer_mode" not in production and production["live_reload"] is False
+    development = json.loads(render("common_site_config.json.j2", {**PORT_BASED, "bench_mode": "development"}))
+    assert development["developer_mode"] == 1 and development["live_reload"] is True
+    assert development["restart_supervisor_on_update"] is False
+    changed = {key for key in development if development[key] != production.get(key)}
+    assert changed == {"developer_mode", "live_reload", "restart_supervisor_on_update"}
+    overridden = {**PORT_BASED, "bench_mode": "development", "common_site_config": {"developer_mode": 0}}
+    assert json.loads(render("common_site_config.json.j2", overridden))["developer_mode"] == 0
 
 
 # ----- MariaDB, sudoers, logrotate -------------------------------------------------------------------
