@@ -280,3 +280,68 @@ def test_openssh_floor_leaves_provisions_end_state_and_counts_50_then_0(tmp_path
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert _tree(tmp_path / "floor") == _tree(tmp_path / "provision")
+# -- the real jobs ----------------------------------------------------------------------------------------
+
+jobs = _load("jobsreport")
+
+
+def test_unanswered_seconds_from_outage_to_the_next_answer() -> None:
+    assert jobs.unanswered_seconds([]) == 0
+    assert jobs.unanswered_seconds([(0.0, True), (0.2, True)]) == 0
+    samples = [(0.0, True), (1.0, False), (1.2, False), (2.0, True), (3.0, False), (3.5, True), (4.0, False)]
+    # 1.0 -> 2.0, 3.0 -> 3.5, and 4.0 until the last sample (4.0): 1.5 s
+    assert jobs.unanswered_seconds(samples) == pytest.approx(1.5)
+    assert jobs.unanswered_seconds([(0.0, False), (0.5, False), (1.5, False)]) == pytest.approx(1.5)
+
+
+def _run(name: str = "first deploy") -> object:
+    stamped = [(1.5, {"event": "play_start"}),
+               (2.0, {"event": "task", "host": "lab1", "task": "apt packages", "duration": 40.0, "status": "changed"}),
+               (2.5, {"event": "task", "host": "lab2", "task": "site", "label": "s3|x", "duration": 9.5,
+                      "status": "ok"}),
+               (3.0, {"event": "task", "host": "lab1", "task": "facts", "duration": 0.2, "status": "ok"}),
+               (3.1, {"event": "recap", "hosts": {}})]
+    return jobs.JobRun(name, "deploy prod --json", 61.25, 0, {"lab1": 3, "lab2": 2},
+                       {"lab1": {"ok": 10, "changed": 4, "failed": 0}, "lab2": {"ok": 8, "changed": 3, "failed": 0}},
+                       stamped, {"s1.local": 0.4}, {"s1.local": 120})
+
+
+def test_job_summary_slowest_tasks_and_unanswered_sites() -> None:
+    run = _run()
+    assert jobs.slowest(run.stamped, 2) == [("lab1", "apt packages", 40.0, "changed"),
+                                            ("lab2", "site [s3|x]", 9.5, "ok")]
+    assert jobs.first_task_at(run.stamped) == 2.0
+    assert jobs.totals(run.recap) == {"ok": 18, "changed": 7, "failed": 0}
+    table = jobs.summary_table([run]).splitlines()
+    assert table[2] == "| first deploy | 61.2 | 0 | lab1 3, lab2 2 | 18 / 7 / 0 | 2.0 s |"
+    where = jobs.where_time_goes(run)
+    assert "| lab2 | site [s3/x] | 9.50 | ok |" in where  # a | in a label does not break the table
+    assert "| s1.local | 120 | 0.4 |" in jobs.unanswered_table(run)
+
+
+# -- inventory load ---------------------------------------------------------------------------------------
+
+inventory_load = _load("inventory_load")
+
+
+def test_generated_inventory_has_every_host_once_with_its_vars() -> None:
+    data = yaml.safe_load(inventory_load.generate_inventory(45))
+    groups = data["all"]["children"]
+    hosts = {name: values for parent in groups.values() for group in parent["children"].values()
+             for name, values in group["hosts"].items()}
+    assert len(hosts) == 45 and "h00045" in hosts
+    assert hosts["h00001"] == {"ssh_host": "10.0.0.2", "app_port": 8001, "db_name": "db_h00001",
+                               "sites": [{"name": "s1.example.test"}]}
+    assert len({h["ssh_host"] for h in hosts.values()}) == 45
+
+
+def test_broken_inventory_repeats_a_key_on_the_line_the_loader_names() -> None:
+    from provision.errors import InputError
+    from provision.yamlfile import parse_yaml
+
+    text, line = inventory_load.broken(inventory_load.generate_inventory(3))
+    lines = text.splitlines()
+    assert lines[line - 1] == lines[line - 2] and lines[line - 1].strip().startswith("ssh_host:")
+    with pytest.raises(InputError, match="duplicate key 'ssh_host'") as error:
+        parse_yaml(text, "inv.yml")
+    assert error.value.source is not None and error.value.source.line == line
