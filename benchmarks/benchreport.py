@@ -86,7 +86,9 @@ def parse_bench_table(markdown: str) -> list[BenchRow]:
     for line in markdown.splitlines():
         if line.startswith("| tool "):
             header = _cells(line)
-        row = _row(line, header)
+        elif not line.startswith("|"):
+            header = ()  # the table ended: the rows of another one (the targets) are not tools
+        row = _row(line, header) if header else None
         if row is not None:
             rows.append(row)
     return rows

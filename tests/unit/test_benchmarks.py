@@ -105,6 +105,14 @@ def test_augmented_rows_read_back_by_column_name() -> None:
     assert rows[0].number("CPU s/host") is None  # "-"
 
 
+def test_a_result_page_parses_to_its_tool_rows_only() -> None:
+    augmented = report.with_ratio_column(TABLE_WITH_FLOOR)
+    rows = report.parse_bench_table(augmented)
+    page = "# title\n\n" + augmented + "\n" + report.targets_section(rows, hosts=10, reps=3)
+    assert report.parse_bench_table(page) == rows
+    assert [r.tool for r in rows] == ["openssh-floor"] * 2 + ["provision"] * 2 + ["pyinfra"] * 2
+
+
 def test_ratio_is_absent_without_a_provision_row() -> None:
     rows = [r for r in report.parse_bench_table(TABLE) if r.tool != "provision"]
     assert report.ratio(rows, rows[0]) is None
