@@ -136,7 +136,8 @@ def page(runs: list[JobRun], args: argparse.Namespace, commit: str) -> str:
             f"(tests/e2e/test_update.py's inventory); controller and hosts share this machine's {os.cpu_count()} "
             "CPUs and the machine may be shared, so the seconds are indicative. Sessions per host are counted "
             "from each host's sshd log; tasks from the recap (a loop counts once). \"first task result at\": "
-            "start-up, inventory, connects and facts come before it.\n\n"
+            "start-up, inventory, connects and facts come before it. "
+            f"Machine load average (1 min) at the start and end: {args.load_start:.1f}, {os.getloadavg()[0]:.1f}.\n\n"
             "Reproduce: `.venv/bin/python benchmarks/jobs.py`\n\n"
             + summary_table(runs)
             + ("\n## Update to a release that needs no migrate (ledger v2 -> v2.1)\n\n"
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab hosts running")
     parser.add_argument("--out", type=Path, help="result page (default results/jobs-<date>.md)")
     args = parser.parse_args(argv)
+    args.load_start = os.getloadavg()[0]
 
     import importlib
 

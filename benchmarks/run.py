@@ -238,7 +238,7 @@ def measured_cpu(cpu_log: Path, tools: list[str], reps: int, count: int) -> dict
 
 
 def result_page(table: str, cpu: dict[tuple[str, str], float], count: int, forks: int, args: argparse.Namespace,
-                versions: dict[str, str]) -> str:
+                versions: dict[str, str], load_start: float) -> str:
     """The committed result file: what ran where, the table with the ratio and CPU columns, the targets."""
     sys.path.insert(0, str(args.source or REPO))
     from provision import __version__
@@ -257,7 +257,9 @@ def result_page(table: str, cpu: dict[tuple[str, str], float], count: int, forks
             "seconds (user + system) of the tool's whole process tree, median, divided by the hosts "
             "(benchmarks/cpu_wrap.py). Sessions and connections per host "
             "are counted from each host's sshd log (LogLevel VERBOSE). Changes are as each tool counts them "
-            "(provision and ansible: tasks; pyinfra: operations; the floor: items).\n\n"
+            "(provision and ansible: tasks; pyinfra: operations; the floor: items). "
+            f"Machine load average (1 min) at the start and end of this run: {load_start:.1f}, "
+            f"{os.getloadavg()[0]:.1f}.\n\n"
             f"Reproduce: `python3 benchmarks/run.py --hosts {count} --reps {args.reps} --forks {forks}"
             f"{reproduce_options(args)}`\n\n"
             + augmented + "\n" + targets_section(parse_bench_table(augmented), hosts=count, reps=args.reps))
@@ -344,9 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             lab(["up", str(count)], args)
             work = results_dir / f"work-{count}"
             write_inventories(args, count, work)
+            load_start = os.getloadavg()[0]
             table, cpu_log = bench(args, count, forks, tools, work)
             cpu = measured_cpu(cpu_log, tools, args.reps, count)
-            text = result_page(table, cpu, count, forks, args, versions)
+            text = result_page(table, cpu, count, forks, args, versions, load_start)
             tables[count, forks] = parse_bench_table(text)
             measured[count, forks] = describe_provision(args)
             page.write_text(text)
