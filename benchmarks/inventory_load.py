@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="result page (default results/inventory-<date>.md)")
     args = parser.parse_args(argv)
     sizes = sorted({int(n) for n in args.hosts.split(",")})
+    load_start = os.getloadavg()[0]
     work = HERE / "results" / "work-inventory"
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "ANSIBLE_INVENTORY_ENABLED": "yaml",
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         f"group variables at both levels); each tool prints the whole `--list` JSON, which both agree "
         f"lists every host. Medians of {args.reps} repetition{'s' if args.reps != 1 else ''}, interleaved; CPU is "
         f"user + system of the process; peak RSS is an upper bound (largest child so far). The machine "
-        f"is shared, so compare within one table.\n\n"
+        f"is shared, so compare within one table (CPU seconds are the steadier figure on a busy machine). "
+        f"Machine load average (1 min) at the start and end: {load_start:.1f}, {os.getloadavg()[0]:.1f}.\n\n"
         f"Reproduce: `python3 benchmarks/inventory_load.py --hosts {','.join(map(str, sizes))} --reps {args.reps}`\n\n"
         + summary_table(results, sizes)
         + f"\nYAML parser: {libyaml_used(args.python)}.\n\n"
