@@ -1,7 +1,9 @@
-"""Plot how converge-50's wall time grows with hosts, per tool: ``plot_scale.py SERIES.json OUT.png``.
+"""Plot converge-50 by number of hosts, per tool: ``plot_scale.py SERIES.json OUT.png``.
 
 Runs in the peers' virtualenv (it has matplotlib); SERIES.json is what run.py writes for ``--scale``:
-``{"<tool> <phase>": {"hosts": [...], "seconds": [...]}, "title": "..."}``.
+``{"<tool> <phase> f<forks>": {"hosts": [...], "seconds": [...], "cpu_per_host": [...]}, "title": "..."}``.
+Four panels: wall time (top) and control-host CPU seconds per host (bottom), cold and warm; one
+colour per tool, a solid line for the smallest forks, dashed for the next.
 """
 
 from __future__ import annotations
@@ -11,32 +13,44 @@ import json
 import sys
 from typing import Any
 
+STYLES = ("-", "--", ":", "-.")
+
 
 def plot(series: dict[str, Any], out: str) -> None:
-    """Two panels (cold, warm), one line per tool, log time axis (the tools differ by 10-50x)."""
     # Imported by name: matplotlib lives in the peers' virtualenv, not beside provision.
     matplotlib = importlib.import_module("matplotlib")
     matplotlib.use("Agg")
     plt = importlib.import_module("matplotlib.pyplot")
 
     title = series.pop("title", "converge-50")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, phase in zip(axes, ("cold", "warm"), strict=True):
-        for name, data in sorted(series.items()):
-            tool, _, which = name.rpartition(" ")
-            if which != phase:
-                continue
-            points = [(h, s) for h, s in zip(data["hosts"], data["seconds"], strict=True) if s is not None]
-            if not points:
-                continue
-            style = {"linewidth": 2.6, "color": "black"} if tool == "provision" else {"linewidth": 1.4}
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=tool, **style)
-        ax.set_title(f"{phase} run (converged)" if phase == "warm" else f"{phase} run (everything changes)")
-        ax.set_xlabel("hosts")
-        ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("wall time, median (s, log scale)")
+    parsed = [(name.rsplit(" ", 2), data) for name, data in series.items()]
+    tools = sorted({tool for (tool, _, _), _ in parsed})
+    forks = sorted({fork for (_, _, fork), _ in parsed}, key=lambda f: int(f.lstrip("f")))
+    colours = {tool: f"C{i}" for i, tool in enumerate(tools)}
+    colours["provision"] = "black"
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    for column, phase in enumerate(("cold", "warm")):
+        for row, (key, label) in enumerate((("seconds", "wall time, median (s, log)"),
+                                            ("cpu_per_host", "control CPU s per host, median (log)"))):
+            ax = axes[row][column]
+            for (tool, which, fork), data in sorted(parsed):
+                if which != phase:
+                    continue
+                points = [(h, v) for h, v in zip(data["hosts"], data.get(key, []), strict=False) if v]
+                if not points:
+                    continue
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=colours[tool],
+                        linestyle=STYLES[forks.index(fork) % len(STYLES)],
+                        linewidth=2.4 if tool == "provision" else 1.3, label=f"{tool} forks {fork[1:]}")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.set_ylabel(label)
+            if row == 0:
+                ax.set_title("cold run (everything changes)" if phase == "cold" else "warm run (converged)")
+            else:
+                ax.set_xlabel("hosts")
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
