@@ -150,7 +150,8 @@ class HostRun:
             results.append((result, item))
             ignored = result.status == "failed" and self.evaluation.ignored(task, inherited, scope)
             self._report(task, result, time.monotonic() - started, None if item is NO_ITEM else
-                         self.evaluation.item_label(task, scope, item), handler, ignored, item_value=item)
+                         self.evaluation.item_label(task, scope, item), handler, ignored,
+                         item_value=None if item is NO_ITEM else item)
         if self.host.unreachable:
             return
         outcome = _aggregate(results, looped=items is not SINGLE)

@@ -33,6 +33,8 @@ def test_ping_answers(sshd: SshServer, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     tasks = [e for e in events(result.stdout) if e["event"] == "task"]
     assert {(t["host"], t["status"]) for t in tasks} == {("node1", "ok"), ("node2", "ok")}
+    # A task without a loop has no item (not the engine's internal placeholder).
+    assert {(t["item"], t["label"]) for t in tasks} == {(None, None)}
 
 
 def test_run_prints_command_output_per_host(sshd: SshServer, tmp_path: Path) -> None:
