@@ -145,12 +145,18 @@ def cmd_releases(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """The deploy playbook under the host lock, then the update flow where the app refs moved."""
+    from provision.playbook import load_playbook
+    from provision.run_habits import before_run
     from provision.update import releases
     from provision.update.plan import HostPlan
     from provision.update.rollout import Rollout, RolloutOptions
 
-    reporter = _reporter(args)
     deploy_playbook = _playbook("deploy.yml")
+    # --syntax-check and the listings answer offline, as on `provision playbook`: no host is touched.
+    listed = before_run(args, load_playbook(deploy_playbook), args.group)
+    if listed is not None:
+        return listed
+    reporter = _reporter(args)
     rollout = Rollout(args, args.group, RolloutOptions(operation="deploy", check=args.check),
                       _playbook("update.yml"), reporter)
 

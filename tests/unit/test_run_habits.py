@@ -94,6 +94,18 @@ def test_syntax_check_exit_codes(project: Path, capsys: pytest.CaptureFixture[st
     assert main(["playbook", "nohosts.yml", "--syntax-check"]) == 4
 
 
+def test_deploy_syntax_check_and_listing_touch_no_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # The hosts are unreachable documentation addresses: anything but an offline answer fails.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROVISION_INVENTORY", raising=False)
+    inventory = Path(__file__).resolve().parents[2] / "inventory.example.yml"
+    assert main(["deploy", "prod", "-i", str(inventory), "--syntax-check"]) == 0
+    assert capsys.readouterr().out.startswith("\nplaybook: ")
+    assert main(["deploy", "prod", "-i", str(inventory), "--list-tasks"]) == 0
+    assert "tasks:" in capsys.readouterr().out
+
+
 def test_start_at_task_unknown_name_is_bad_input(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["playbook", "site.yml", "--start-at-task", "nosuch"]) == 4
     assert "--start-at-task 'nosuch': no task of that name" in capsys.readouterr().err
