@@ -177,6 +177,21 @@ class PlanContext(Protocol):
         ...
 
 
+Outcome = Callable[[CommandResult, dict[str, Any]], "TaskResult | None"]
+
+
+def rc_decides(outcome: Outcome) -> Outcome:
+    """Mark a plan's ``outcome`` as failing exactly when its script exits non-zero, and reading
+    nothing but that script's own result: such a change may travel in a batch with the next ones
+    (``provision.batching``), since the host can tell where the batch must stop."""
+    outcome.rc_decides = True  # type: ignore[attr-defined]
+    return outcome
+
+
+def outcome_rc_decides(outcome: Outcome | None) -> bool:
+    return outcome is None or bool(getattr(outcome, "rc_decides", False))
+
+
 @dataclass
 class Plan:
     """What a task would change, decided from its facts alone; the engine applies it (or, in check
