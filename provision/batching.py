@@ -55,6 +55,7 @@ class Current:
     variables: dict[str, Any]
     inherited: Inherited
     become_user: str | None
+    probe: str | None = None  # the read its plan was made from
     own_items_only: bool = False  # an earlier item of the loop failed: the tasks after it wait
 
 
@@ -80,6 +81,7 @@ class ChangeBatcher:
                         and evaluation.play.max_fail_percentage is None)
         self._ready: dict[tuple[int, int], tuple[TaskResult, float | None]] = {}
         self._siblings: dict[int, tuple[list[Task], int]] = {}
+        self._predicted: dict[str, str | None] = {}
         play = evaluation.play
         for tasks in (play.pre_tasks, play.tasks, play.post_tasks):
             self._index(tasks)
@@ -109,6 +111,10 @@ class ChangeBatcher:
                 and not _task_stops(current.task)):
             return None
         entries = [_Entry(current.task, current.index, plan, BatchPart(plan.script, plan.stdin))]
+        # What each read will answer by the time a later part runs, as far as the plans tell.
+        self._predicted = {}
+        if current.probe is not None:
+            self._predicted[current.probe] = plan.predicts
         if current.task.failed_when is None:
             for entry in self._upcoming(current, ctx):
                 entries.append(entry)
@@ -209,7 +215,9 @@ class ChangeBatcher:
         probe = fact.command() if fact is not None else None
         answer = None
         if probe is not None:
-            answer = run.host.probes.get((current.become_user, probe))
+            # An earlier part changes what this one reads: planned from that part's prediction, if any.
+            answer = (self._predicted[probe] if probe in self._predicted
+                      else run.host.probes.get((current.become_user, probe)))
             if answer is None or len(answer) > MAX_EXPECTED:
                 raise _Stop
         item_ctx = HostContext(ctx.connection, host=run.host.name, variables=templar.variables(scope),
@@ -219,6 +227,8 @@ class ChangeBatcher:
         if plan.error is not None or (plan.changes and not _batchable(plan)):
             raise _Stop
         script = plan.script if plan.changes else ""
+        if probe is not None and script:
+            self._predicted[probe] = plan.predicts
         return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer))
 
 

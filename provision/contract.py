@@ -224,6 +224,10 @@ class Plan:
     # A change in steps: once the script ran (ok or not), the next plan (or the final result) from
     # its result and, if needed, further facts. Check mode reports the first step's check_msg only.
     then: Callable[[CommandResult, PlanContext], Plan | TaskResult] | None = None
+    # What the module's own fact will answer once the script succeeded, when the module can tell
+    # (None: it cannot). The next change of the same thing may then be planned from it in the
+    # same batch (provision.batching); the host checks the prediction before that change runs.
+    predicts: str | None = None
 
     @property
     def changes(self) -> bool:

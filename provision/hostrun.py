@@ -244,7 +244,7 @@ class HostRun:
             result, self._host_duration = ready
             return self._apply_conditions(task, result, scope)
         current = (Current(task, position.index, position.items, position.variables, inherited, become_user,
-                           own_items_only=position.failed)
+                           probe=module.probe(args), own_items_only=position.failed)
                    if position is not None and not position.handler and not task.delegate_to else None)
         retries = int(_number(templar, task.retries, scope, task, "retries") or 0)
         delay = _number(templar, task.delay, scope, task, "delay") or 0.0

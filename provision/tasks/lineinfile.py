@@ -264,5 +264,11 @@ class LineInFile(Module):
             path, mode=mode, owner=owner, group=group,
             backup=args.get("backup", False), validate=args.get("validate"), size=len(new_bytes),
         )  # fmt: skip
+        predicts = None
+        if current.type == "file":  # an existing file keeps its attributes, except the ones set here
+            state = "\t".join(("file", mode or current.mode, owner or current.owner, group or current.group,
+                               str(len(new_bytes)), "-", "-"))
+            predicts = FileText(path).answer(state, edit.text)
         return Plan(msg, script=script, stdin=new_bytes, data=data, diff=diff, check_msg=f"would have: {msg}",
-                    outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)))
+                    outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)),
+                    predicts=predicts)
