@@ -263,3 +263,49 @@ def test_the_environment_turns_batching_off(sshd: SshServer, tmp_path: Path) -> 
     on = run_once(sshd, tmp_path / "flag", SECRET, batched=True)
     assert off.tasks and [t[1:4] for t in off.tasks] == [t[1:4] for t in on.tasks]
     assert off.sessions > on.sessions
+
+
+BOUNDED = """\
+- hosts: all
+  gather_facts: false
+  vars:
+    root: "{{ work }}/{{ inventory_hostname }}"
+  tasks:
+    - name: base
+      file: {path: "{{ root }}", state: directory}
+    - name: quick, with its own bound
+      shell: {cmd: "echo quick > {{ root }}/quick", timeout: 30}
+    - name: too slow for its bound
+      shell: "sleep 20; echo late > {{ root }}/slow"
+      timeout: 2
+    - name: not reached
+      copy: {dest: "{{ root }}/after", content: "after\\n"}
+"""
+
+
+def test_each_part_keeps_its_own_timeout(sshd: SshServer, tmp_path: Path) -> None:
+    batched, _ = both(sshd, tmp_path, BOUNDED)
+    assert batched.rc == 2
+    assert [(t, s) for _, t, s, _, _, _ in batched.tasks] == [
+        ("base", "changed"), ("quick, with its own bound", "changed"), ("too slow for its bound", "failed")]
+    assert "timed out" in batched.tasks[-1][3]
+    assert "node1/slow" not in batched.state and "node1/after" not in batched.state
+
+
+def test_check_and_diff_mode_report_the_same_with_and_without_batching(sshd: SshServer, tmp_path: Path) -> None:
+    reports = []
+    for flag in ([], ["--no-batch"]):
+        project = tmp_path / ("on" if not flag else "off")
+        root = project / "hosts"
+        root.mkdir(parents=True)
+        (project / "templates").mkdir()
+        (project / "templates" / "app.conf.j2").write_text("n = {{ item }}\n")
+        (project / "site.yml").write_text(CONVERGE)
+        sshd.inventory(project / "inventory.yml", hosts=1, extra=f"    work: {root}\n")
+        result = provision("playbook", "site.yml", "--check", "--diff", "--json", *flag, cwd=project)
+        rows = [result.returncode] + [(t, s, m) for _, t, s, m, _, _ in task_results(result.stdout, root)]
+        diffs = [json.loads(line).get("diff") for line in result.stdout.splitlines()
+                 if line.startswith("{") and json.loads(line)["event"] == "task"]
+        reports.append((rows, [(d or "").replace(str(root), "ROOT") for d in diffs], snapshot(root)))
+    assert reports[0] == reports[1]
+    assert reports[0][2] == {}, "check mode changed the tree"
