@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .apply import PlanReader, ran_result
+from .apply import PlanReader, apply_plan, ran_result
 from .changebatch import MAX_EXPECTED, BatchPart, batch_change_script, split_batch_output
 from .context import HostContext
 from .contract import CommandResult, Fact, Plan, T, TaskResult, outcome_rc_decides
@@ -142,8 +142,8 @@ class ChangeBatcher:
         first: tuple[TaskResult, float | None] | None = None
         for run in outcome.runs:
             entry = entries[run.index]
-            done = (ran_result(entry.plan, run.result, None) if entry.part.script
-                    else TaskResult.ok(entry.plan.msg, **entry.plan.data))
+            # A converged part only had its answer checked: its result is the plan's own (no host access).
+            done = ran_result(entry.plan, run.result, None) if entry.part.script else apply_plan(entry.plan, ctx)
             if run.index == 0:
                 first = (done, run.duration)
             else:
