@@ -12,18 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .contract import Fact, FactReadFailed, Module, Plan, RenderedTemplate, T, TaskContext, TaskResult
+from .contract import CommandResult, Fact, FactReadFailed, Module, Plan, RenderedTemplate, T, TaskContext, TaskResult
 
 
 def execute_module(module: Module, args: dict[str, Any], ctx: TaskContext, state: str | None) -> TaskResult:
     """Run one module on coerced arguments and its probe answer, in the context's mode."""
+    decided = decide(module, args, ctx, state)
+    return decided if isinstance(decided, TaskResult) else apply_plan(decided, ctx)
+
+
+def decide(module: Module, args: dict[str, Any], ctx: TaskContext, state: str | None) -> Plan | TaskResult:
+    """A planned module's plan; the result itself for a check-mode skip or an older ``run`` module."""
     if ctx.check and not module.supports_check:
         return TaskResult.skipped(module.check_mode_msg(args))
     if not module.plans():
         return module.run(args, ctx, state)
     fact = module.facts(args)
     facts = fact.parse(state or "") if fact is not None else None
-    return apply_plan(module.plan(args, facts, PlanReader(ctx)), ctx)
+    return module.plan(args, facts, PlanReader(ctx))
 
 
 def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
@@ -52,9 +58,18 @@ def apply_plan(plan: Plan, ctx: TaskContext) -> TaskResult:
     if plan.then is not None:
         following = plan.then(result, PlanReader(ctx))
         return following if isinstance(following, TaskResult) else apply_plan(following, ctx)
+    return ran_result(plan, result, diff, outcome_done=True)
+
+
+def ran_result(plan: Plan, result: CommandResult, diff: str | None, *, outcome_done: bool = False) -> TaskResult:
+    """The result of a plan (without ``then``) whose script ran: its outcome's, failed, or changed."""
+    if plan.outcome is not None and not outcome_done:
+        decided = plan.outcome(result, plan.data)
+        if decided is not None:
+            return decided
     if not result.ok:
         return TaskResult.from_command(plan.what or plan.msg, result)
-    return TaskResult.changed(plan.msg, diff=diff, **data)
+    return TaskResult.changed(plan.msg, diff=diff, **plan.data)
 
 
 class PlanReader:

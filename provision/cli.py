@@ -75,6 +75,8 @@ def _common_options() -> _Parser:
     group.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="SSH connect timeout")
     group.add_argument("--force-handlers", action="store_true",
                        help="run notified handlers even on hosts where a later task failed")
+    group.add_argument("--no-batch", action="store_true",
+                       help="send each change on its own channel (also PROVISION_NO_BATCH=1)")
     from .vaultkeys import add_vault_options
 
     add_vault_options(group)
@@ -317,7 +319,7 @@ def run_options(args: argparse.Namespace, pattern: str | None) -> RunOptions:
         extra_vars=parse_extra_vars(args.extra_vars), verbosity=args.verbose,
         known_hosts=tuple(known_hosts), ssh_config=args.ssh_config, become_password=password,
         connect_timeout=args.connect_timeout, project_dir=Path.cwd(), force_handlers=args.force_handlers,
-        **run_option_values(args),
+        batch_changes=not getattr(args, "no_batch", False), **run_option_values(args),
     )
 
 

@@ -177,6 +177,21 @@ class PlanContext(Protocol):
         ...
 
 
+Outcome = Callable[[CommandResult, dict[str, Any]], "TaskResult | None"]
+
+
+def rc_decides(outcome: Outcome) -> Outcome:
+    """Mark a plan's ``outcome`` as failing exactly when its script exits non-zero, and reading
+    nothing but that script's own result: such a change may travel in a batch with the next ones
+    (``provision.batching``), since the host can tell where the batch must stop."""
+    outcome.rc_decides = True  # type: ignore[attr-defined]
+    return outcome
+
+
+def outcome_rc_decides(outcome: Outcome | None) -> bool:
+    return outcome is None or bool(getattr(outcome, "rc_decides", False))
+
+
 @dataclass
 class Plan:
     """What a task would change, decided from its facts alone; the engine applies it (or, in check
@@ -211,6 +226,10 @@ class Plan:
     then: Callable[[CommandResult, PlanContext], Plan | TaskResult] | None = None
     # Nothing to do here at all (a site without TLS): the task is reported skipped with ``msg``.
     skipped: bool = False
+    # What the module's own fact will answer once the script succeeded, when the module can tell
+    # (None: it cannot). The next change of the same thing may then be planned from it in the
+    # same batch (provision.batching); the host checks the prediction before that change runs.
+    predicts: str | None = None
 
     @property
     def changes(self) -> bool:

@@ -14,7 +14,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from .apply import execute_module
+from .apply import apply_plan, decide
+from .batching import ChangeBatcher, Current
 from .context import AfterChange, HostContext
 from .contract import Module, TaskResult
 from .errors import ConnectError, ProvisionError, TemplateError
@@ -25,6 +26,17 @@ from .playbook import Play, Task
 from .registry import get_module
 from .runstate import HostState, RunShared
 from .variables import VariableLayers
+
+
+@dataclass
+class _Position:
+    """Which item of which loop the host run is at (``items`` is SINGLE without a loop)."""
+
+    index: int
+    items: list[Any]
+    variables: dict[str, Any]
+    handler: bool
+    failed: bool = False  # an earlier item failed: the task fails, so nothing after it may run yet
 
 
 @dataclass
@@ -48,6 +60,9 @@ class HostRun:
         self.failed = False
         self.ended = False
         self.lookahead = Lookahead(self.evaluation)
+        self.batcher = ChangeBatcher(self.evaluation, self.lookahead)
+        self._position: _Position | None = None  # the item being run, for the batcher
+        self._host_duration: float | None = None  # an item's duration measured on the host (a batch)
         self._warned: set[int] = set()  # tasks already warned about a secret on their command line
 
     # -- the play ----------------------------------------------------------------------------------
@@ -144,12 +159,16 @@ class HostRun:
                 break
             scope = self.evaluation.item_scope(task, variables, item, index=index, items=items)
             started = time.monotonic()
+            self._position = _Position(index, items, variables, handler,
+                                       failed=any(r.status == "failed" for r, _ in results))
+            self._host_duration = None
             result = self._execute_item(task, scope, conditions, inherited)
             if self.host.unreachable:
                 return
             results.append((result, item))
             ignored = result.status == "failed" and self.evaluation.ignored(task, inherited, scope)
-            self._report(task, result, time.monotonic() - started, None if item is NO_ITEM else
+            duration = time.monotonic() - started if self._host_duration is None else self._host_duration
+            self._report(task, result, duration, None if item is NO_ITEM else
                          self.evaluation.item_label(task, scope, item), handler, ignored,
                          item_value=None if item is NO_ITEM else item)
         if self.host.unreachable:
@@ -219,12 +238,20 @@ class HostRun:
                                                                                       module.probe(args))),
                           timeout=_number(templar, task.timeout, scope, task, "timeout"))
         timeout = ctx.timeout
+        position = self._position
+        ready = self.batcher.take(task, position.index) if position is not None and not position.handler else None
+        if ready is not None:  # it already ran, in the batch of an earlier item's change
+            result, self._host_duration = ready
+            return self._apply_conditions(task, result, scope)
+        current = (Current(task, position.index, position.items, position.variables, inherited, become_user,
+                           probe=module.probe(args), own_items_only=position.failed)
+                   if position is not None and not position.handler and not task.delegate_to else None)
         retries = int(_number(templar, task.retries, scope, task, "retries") or 0)
         delay = _number(templar, task.delay, scope, task, "delay") or 0.0
         attempt = 0
         while True:
             state = self.lookahead.probe(task, module, args, become_user, connection, fresh=attempt > 0)
-            result = self._run_module(module, args, ctx, state, timeout)
+            result = self._run_module(module, args, ctx, state, timeout, current if attempt == 0 else None)
             result = self._apply_conditions(task, result, scope)
             if not task.until or (result.status == "failed" and attempt >= retries):
                 break
@@ -253,9 +280,17 @@ class HostRun:
             "with mode 0600 instead", host=self.host.name)
 
     def _run_module(self, module: Module, args: dict[str, Any], ctx: HostContext, state: str | None,
-                    timeout: float | None) -> TaskResult:
+                    timeout: float | None, current: Current | None = None) -> TaskResult:
         try:
-            return execute_module(module, args, ctx, state)
+            decided = decide(module, args, ctx, state)
+            if isinstance(decided, TaskResult):
+                return decided
+            if current is not None:
+                batched = self.batcher.run(current, decided, ctx)
+                if batched is not None:
+                    result, self._host_duration = batched
+                    return result
+            return apply_plan(decided, ctx)
         except ProvisionError:
             raise
         except Exception as exc:  # a module bug must fail one task, not the whole run

@@ -96,6 +96,14 @@ class Lookahead:
             scripts = list(dict.fromkeys([*scripts, *ahead]))[:POST_CHANGE_PROBES]
         return scripts
 
+    def own_items(self, task: Task) -> list[ProbeKey]:
+        """Probe keys of every item of a loop task (none for a task without a loop)."""
+        return self._own_items(task)
+
+    def keys_after(self, task: Task, *, max_keys: int = MAX_LOOKAHEAD_KEYS) -> list[ProbeKey]:
+        """Probe keys of the tasks after ``task`` whose arguments can be known now."""
+        return self._lookahead(task, max_keys=max_keys)
+
     def _own_items(self, task: Task) -> list[ProbeKey]:
         """Probe keys of every item of a loop task (the later items are probed with the first)."""
         if task.loop is None:

@@ -43,6 +43,8 @@ class RunOptions:
     become: bool = False
     become_user: str | None = None
     start_at_task: str | None = None
+    # Changes of consecutive independent tasks travel in one script (provision.batching).
+    batch_changes: bool = True
 
 
 class BatchControl:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from ..contract import rc_decides
 from ..errors import ArgumentError
 from .base import Arg, CommandResult, Module, Plan, PlanContext, TaskResult
 from .facts import Probe
@@ -140,6 +141,9 @@ class _Runner(Module):
         start = datetime.now()
         began = time.monotonic()
 
+        # Fails exactly when the command exits non-zero, so it may run in a batch (its start and
+        # delta then count from when the batch was planned).
+        @rc_decides
         def outcome(result: CommandResult, _data: dict[str, Any]) -> TaskResult:
             delta = time.monotonic() - began
             return command_outcome(cmd, result, start=start, end=datetime.now(), delta=delta,

@@ -67,6 +67,10 @@ class FileText(Fact[TextFile]):
     def command(self) -> str:
         return f"pv_stat {quote(self.path)}\npv_cat {quote(self.path)}\nprintf '\\n{_END}\\n'"
 
+    def answer(self, state_line: str, text: str) -> str:
+        """The output ``command`` gives for a regular file with that ``pv_stat`` line and ``text``."""
+        return f"{state_line}\npresent\n{text}\n{_END}\n"
+
     def parse(self, output: str) -> TextFile:
         text = output or "absent\nabsent\n\n" + _END
         stat_line, _, rest = text.partition("\n")

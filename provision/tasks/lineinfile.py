@@ -264,5 +264,15 @@ class LineInFile(Module):
             path, mode=mode, owner=owner, group=group,
             backup=args.get("backup", False), validate=args.get("validate"), size=len(new_bytes),
         )  # fmt: skip
+        # What the file's read will answer afterwards, so the next edit of it can join the same batch:
+        # an existing file keeps its attributes except the ones set here; a new one gets mode 644
+        # and, as a guess the host checks, the login user and that user's own group.
+        predicts = None
+        login = str((ctx.variables.get("facts") or {}).get("user") or "")
+        if current.type == "file" or login:
+            state = "\t".join(("file", mode or current.mode or "644", owner or current.owner or login,
+                               group or current.group or login, str(len(new_bytes)), "-", "-"))
+            predicts = FileText(path).answer(state, edit.text)
         return Plan(msg, script=script, stdin=new_bytes, data=data, diff=diff, check_msg=f"would have: {msg}",
-                    outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)))
+                    outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)),
+                    predicts=predicts)

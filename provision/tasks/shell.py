@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..contract import CommandResult, TaskResult
+from ..contract import CommandResult, TaskResult, rc_decides
 from ..errors import ArgumentError
 from ..probes import SHELL_LIB as SHELL_LIB  # pv_stat, pv_flush, pv_cat (the probe protocol's)
 
@@ -156,6 +156,7 @@ def write_outcome(
     file's copy is registered as ``backup_file`` (Ansible's name).
     """
 
+    @rc_decides
     def outcome(result: CommandResult, data: dict[str, Any]) -> TaskResult | None:
         if not result.ok:
             if result.rc == 3 and validate:

@@ -270,9 +270,14 @@ def test_converged_run_probes_in_one_batch(tmp_path: Path) -> None:
           gather_facts: false
           tasks:{textwrap.indent(book, "  ")}
         """
-    code, _, runner = run(tmp_path, playbook)
-    # Cold: one probe batch, then one round trip per change, which also re-probes the next tasks.
+    unbatched = tmp_path / "unbatched"
+    unbatched.mkdir()
+    code, _, runner = run(unbatched, playbook, batch_changes=False)
+    # Cold, unbatched: one probe batch, then one round trip per change, which also re-probes the next tasks.
     assert code == 0 and runner.hosts["h1"].sessions == 11
+    code, _, runner = run(tmp_path, playbook)
+    # Batched (provision.batching): one probe batch, then all ten changes in one script.
+    assert code == 0 and runner.hosts["h1"].sessions == 2
     code, rec, runner = run(tmp_path, playbook)
     assert code == 0 and all(s == "ok" for _, s in rec.statuses())
     assert runner.hosts["h1"].probes.batches == 1 and runner.hosts["h1"].sessions == 1
@@ -326,8 +331,14 @@ def test_loop_items_are_probed_in_one_batch_with_the_tasks_after_them(tmp_path: 
               lineinfile: {path: "{{ work }}/app.ini", line: "k{{ item }}=v", create: true}
               loop: [1, 2, 3]
         """
-    code, _, runner = run(tmp_path, playbook)
+    unbatched = tmp_path / "unbatched"
+    unbatched.mkdir()
+    code, _, runner = run(unbatched, playbook, batch_changes=False)
     assert code == 0 and runner.hosts["h1"].sessions == 14  # 1 batch + 13 changes, each re-probing
+    code, _, runner = run(tmp_path, playbook)
+    # Batched: the probes, then the dirs with the first line; the second line finds the file the
+    # first created (no facts here, so no prediction of its owner) and starts the last batch.
+    assert code == 0 and runner.hosts["h1"].sessions == 3
     code, rec, runner = run(tmp_path, playbook)
     assert code == 0 and {s for _, s in rec.statuses()} == {"ok"}
     assert runner.hosts["h1"].sessions == 1
