@@ -87,6 +87,10 @@ class ChangeBatcher:
             self._index(tasks)
         self.batches = 0
 
+    def index_included(self, tasks: list[Task]) -> None:
+        """Tasks a dynamic include read at run time may batch with each other, as the play's do."""
+        self._index(tasks)
+
     def _index(self, tasks: list[Task]) -> None:
         for position, task in enumerate(tasks):
             self._siblings[task.id] = (tasks, position)

@@ -65,6 +65,10 @@ class TaskEvaluation:
                 self.position[task.id] = len(self.schedule)
                 self.schedule.append(task)
 
+    def schedule_included(self, block: Task, outer: Inherited) -> None:
+        """A dynamic include's tasks (read at run time) join the schedule, inheriting from the include."""
+        self._schedule([block], outer)
+
     def selected(self, task: Task) -> bool:
         """Tag selection as Ansible does, with the special tags ``always``, ``never``, ``tagged``, ``untagged``."""
         return tag_selected(task.tags, self.shared.options.tags, self.shared.options.skip_tags)

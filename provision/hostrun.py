@@ -22,7 +22,7 @@ from .errors import ConnectError, ProvisionError, TemplateError
 from .evaluation import NO_ITEM, SINGLE, Inherited, TaskEvaluation, truthy
 from .events import HostStats, TaskDone, TaskStarted
 from .lookahead import Lookahead
-from .playbook import Play, Task
+from .playbook import Play, Task, included_tasks
 from .registry import get_module
 from .runstate import HostState, RunShared
 from .variables import VariableLayers
@@ -135,7 +135,10 @@ class HostRun:
         if not handler and not self._reached_start(task):
             return
         if _module_class(task).steers_run:
-            self._meta(task)
+            if task.include_dir is not None:  # a dynamic include_tasks
+                self._include(task, handler=handler)
+            else:
+                self._meta(task)
             return
         variables = self.evaluation.variables(task)
         inherited = self.evaluation.inherited.get(task.id, Inherited())
@@ -350,6 +353,46 @@ class HostRun:
         if task.name == pattern or fnmatch.fnmatchcase(task.name, pattern):
             self.host.reached_start = True
         return self.host.reached_start
+
+    def _include(self, task: Task, *, handler: bool) -> None:
+        """A dynamic ``include_tasks``: per loop item, its file (name rendered) is read and its tasks run.
+
+        The loop variables reach the included tasks as the vars of a block around them.
+        """
+        variables = self.evaluation.variables(task)
+        inherited = self.evaluation.inherited.get(task.id, Inherited())
+        self.shown_names[task.id] = self._shown_name(task, variables)
+        self.shared.reporter.task_started(TaskStarted(self.host.name, self.shown_names[task.id], task.module or ""))
+        started = time.monotonic()
+        try:
+            items = self.evaluation.loop_items(task, variables)
+            for index, item in enumerate(items):
+                if self.stopped():
+                    return
+                scope = self.evaluation.item_scope(task, variables, item, index=index, items=items)
+                label = None if item is NO_ITEM else self.evaluation.item_label(task, scope, item)
+                if not self.evaluation.conditions_hold(task, [*inherited.when, *task.when], scope):
+                    self._report(task, TaskResult.skipped("conditional result was False"), 0.0, label, handler,
+                                 False, item_value=None if item is NO_ITEM else item)
+                    _count(self.host.stats, "skipped", False)
+                    continue
+                name = str(self.shared.templar.render_value(task.args["file"], scope, source=task.source,
+                                                            what=f"task {task.name!r} file"))
+                loop_vars = {k: v for k, v in scope.items() if k not in variables or variables[k] is not v}
+                block = Task(name=task.name, source=task.source, tags=task.tags, vars={**task.vars, **loop_vars},
+                             block=included_tasks(task, name, handler=handler))
+                self.evaluation.schedule_included(block, inherited)
+                self.batcher.index_included(block.block or [])
+                self._report(task, TaskResult.ok(f"included {name}"), time.monotonic() - started, label, handler,
+                             False, item_value=None if item is NO_ITEM else item)
+                _count(self.host.stats, "ok", False)
+                self.run_block(block)
+                started = time.monotonic()
+        except ProvisionError as exc:
+            self._report(task, TaskResult.failed(str(exc)), time.monotonic() - started, None, handler, False)
+            _count(self.host.stats, "failed", False)
+            self.failed = True
+            self.shared.host_failed(self.host.name)
 
     def _meta(self, task: Task) -> None:
         action = task.args.get("action")

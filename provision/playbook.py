@@ -68,6 +68,7 @@ class Task:
     no_log: bool = False
     check_mode: Any = None
     timeout: Any = None
+    include_dir: Path | None = None  # a dynamic include_tasks: the including file's directory
     block: list[Task] | None = None
     rescue: list[Task] = field(default_factory=list)
     always: list[Task] = field(default_factory=list)
@@ -320,9 +321,14 @@ def _parse_include(raw: Mapping[str, Any], key: str, path: Path, tags: frozenset
         target = target.get("file")
     if not isinstance(target, str) or not target:
         raise PlaybookError(f"{key} needs a file name", source=where)
+    loop_keys = {"loop", "with_items", "loop_control"}
+    if key == "include_tasks" and (loop_keys & set(raw) or "{{" in target):
+        return [_dynamic_include(raw, target, path, tags, where)]
     extra = set(raw) - {key, "name", "when", "tags", "vars"}
     if extra:
-        raise PlaybookError(f"{key} takes only name, when, tags and vars, not {sorted(extra)}", source=where)
+        hint = "a loop goes on include_tasks (read when reached), not on import_tasks" if extra & loop_keys else None
+        raise PlaybookError(f"{key} takes only name, when, tags and vars, not {sorted(extra)}", source=where,
+                            hint=hint)
     file = (path.parent / target).resolve()
     if not file.exists():
         alt = (path.parent / "includes" / target).resolve()
@@ -341,6 +347,32 @@ def _parse_include(raw: Mapping[str, Any], key: str, path: Path, tags: frozenset
         task.when = conditions + task.when
         task.vars = {**variables, **task.vars}
     return tasks
+
+
+def _dynamic_include(raw: Mapping[str, Any], target: str, path: Path, tags: frozenset[str], where: Source) -> Task:
+    """``include_tasks`` with a loop or a templated file name: one task, its file read when reached."""
+    extra = set(raw) - {"include_tasks", "name", "when", "tags", "vars", "loop", "with_items", "loop_control"}
+    if extra:
+        raise PlaybookError(f"include_tasks takes only name, when, tags, vars and a loop, not {sorted(extra)}",
+                            source=where)
+    task = Task(name=str(raw.get("name") or f"include_tasks: {target}"), source=where,
+                tags=tags | _tags(raw.get("tags")))
+    _fill_keywords(task, raw, where)
+    task.module, task.args, task.include_dir = "include_tasks", {"file": target}, path.parent
+    return task
+
+
+def included_tasks(task: Task, name: str, *, handler: bool = False) -> list[Task]:
+    """The tasks of a dynamic include's file ``name`` (rendered), found as a static include finds it."""
+    assert task.include_dir is not None
+    file = (task.include_dir / name).resolve()
+    if not file.exists() and (task.include_dir / "includes" / name).exists():
+        file = (task.include_dir / "includes" / name).resolve()
+    if not file.exists():
+        raise PlaybookError(f"included file not found: {file}", source=task.source,
+                            hint="paths are relative to the including file (or its includes/ dir)")
+    return parse_tasks(load_yaml(file, error=PlaybookError), file, inherited_tags=task.tags, where=task.source,
+                       handlers=handler, seen=(file,))
 
 
 def _check_notify(play: Play) -> None:

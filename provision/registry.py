@@ -37,6 +37,7 @@ _REGISTRY: dict[str, str] = {
     "fail": "control:Fail",
     "pause": "control:Pause",
     "meta": "control:Meta",
+    "include_tasks": "control:IncludeTasks",
     "ping": "control:Ping",
     "mariadb": "mariadb:MariaDB",
     "site": "site:Site",

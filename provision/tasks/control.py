@@ -114,6 +114,19 @@ class Pause(Module):
         return TaskResult.ok(f"paused {args['seconds']}s")
 
 
+class IncludeTasks(Module):
+    """``include_tasks`` with a loop or a templated name: the engine reads the file when it is reached."""
+
+    name = "include_tasks"
+    free_form = "file"
+    steers_run = True
+    stops_lookahead = True
+    args: ClassVar[dict[str, Arg]] = {"file": Arg(str, required=True)}
+
+    def plan(self, args: dict[str, Any], facts: None, ctx: PlanContext) -> Plan:
+        return Plan(f"include {args['file']}")
+
+
 class Meta(Module):
     """Run-flow actions: ``flush_handlers``, ``end_host``, ``noop``."""
 
