@@ -78,7 +78,7 @@ def test_exactly_one_app_host_runs_the_scheduler(multiserver: MultiServer) -> No
     for name in APP_HOSTS:
         status = multiserver.as_frappe(name, "supervisorctl status")
         programs = dict(line.split()[:2] for line in status.stdout.splitlines() if line.strip())
-        running[name] = [p for p, state in programs.items() if "schedule" in p and state == "RUNNING"]
+        running[name] = [p.split(":")[-1] for p, state in programs.items() if "schedule" in p and state == "RUNNING"]
         assert any("worker" in p and state == "RUNNING" for p, state in programs.items()), (name, status.stdout)
     assert running == {"app1": ["frappe-bench-frappe-schedule"], "app2": []}
 
