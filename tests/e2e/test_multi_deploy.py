@@ -110,6 +110,19 @@ def test_mariadb_on_the_db_host_refuses_the_lb_host(multiserver: MultiServer) ->
     assert set(hosts.stdout.split()) == {multiserver.address(name) for name in APP_HOSTS}
 
 
+def test_every_app_host_has_the_same_site_config_and_no_secret_was_printed(multiserver: MultiServer) -> None:
+    assert multiserver.first_deploy is not None
+    printed = multiserver.first_deploy.stdout + multiserver.first_deploy.stderr
+    for site in SITES:
+        path = f"/home/frappe/shared/sites/{site}/site_config.json"
+        configs = {name: multiserver.ssh(name, f"cat {path}").stdout for name in APP_HOSTS}
+        assert configs["app1"] == configs["app2"], site
+        config = json.loads(configs["app1"])
+        assert config["db_host"] == multiserver.address("db")
+        assert config["db_password"] not in printed
+        assert multiserver.ssh("app2", f"stat -c %a {path}").stdout.strip() == "600"
+
+
 def test_a_second_deploy_changes_nothing(multiserver: MultiServer) -> None:
     result = multiserver.deploy()
     assert result.returncode == 0, multiserver.failures(result)
