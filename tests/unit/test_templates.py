@@ -17,6 +17,8 @@ import yaml
 from provision.frappe_ports import nginx_site_ports
 from provision.inventory import Inventory
 from provision.secrets import Secret
+from provision.server_roles import FILTERS as ROLE_FILTERS
+from provision.templating import FILTERS as ENGINE_FILTERS
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +43,8 @@ def make_env() -> jinja2.Environment:
     env.filters["to_json"] = json.dumps
     env.filters["to_nice_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
     env.filters["nginx_site_ports"] = nginx_site_ports
+    env.filters.update(ROLE_FILTERS)
+    env.filters["bool"] = ENGINE_FILTERS["bool"]
     return env
 
 
@@ -55,6 +59,9 @@ def variables(**overrides: Any) -> dict[str, Any]:
     values = defaults()
     values["facts"] = {"cpu_count": 2, "memory_mb": 4096, "os_id": "debian"}
     values["db_root_password"] = Secret(ROOT_SECRET)
+    # the engine's magic variables, for one host outside any role group
+    values.update(inventory_hostname="host1", groups={"all": ["host1"], "ungrouped": ["host1"]},
+                  hostvars={"host1": {}})
     values.update(overrides)
     return values
 
@@ -73,7 +80,15 @@ class Derived(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         if key not in self._values:
             return self._env.globals[key]
-        value = self._values[key]
+        return self.resolve(self._values[key])
+
+    def resolve(self, value: Any) -> Any:
+        alone = re.fullmatch(r"\{\{(.*)\}\}", value.strip(), re.S) if isinstance(value, str) else None
+        if alone and "{{" not in alone.group(1):  # "{{ expr }}" alone: its native value, as the engine reads it
+            template = self._env.from_string("{% set value__ = (" + alone.group(1) + ") %}")
+            context = template.new_context(self, shared=True)  # type: ignore[arg-type]
+            "".join(template.root_render_func(context))
+            return context.vars["value__"]
         if isinstance(value, str) and "{{" in value:
             template = self._env.from_string(value)
             value = "".join(template.root_render_func(template.new_context(self, shared=True)))  # type: ignore[arg-type]
@@ -215,7 +230,8 @@ def test_a_missing_variable_is_an_error_not_an_empty_string(name: str, variable:
         render(name, values)
 
 
-ENV_GLOBALS = make_env().globals
+_ENV = make_env()
+ENV_GLOBALS = _ENV.globals
 
 
 class _ReadOnce(Mapping[str, Any]):
@@ -229,7 +245,7 @@ class _ReadOnce(Mapping[str, Any]):
             raise AssertionError("a template read every variable instead of the ones it uses")
         if key not in self._values:
             return ENV_GLOBALS[key]  # namespace, range...: the engine's lazy mapping falls back the same way
-        return self._values[key]
+        return Derived(_ENV, self).resolve(self._values[key])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -572,12 +588,15 @@ def test_defaults_cover_every_variable_the_templates_read() -> None:
         read |= jinja2.meta.find_undeclared_variables(tree)
         assigned |= {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "store"}
         assigned |= {n.name for n in tree.find_all(jinja2.nodes.Macro)}
-    assert read - assigned - set(defaults()) <= {"facts"}
+    # facts and hostvars: the engine's; redis_password: a secret, no default
+    assert read - assigned - set(defaults()) <= {"facts", "hostvars", "redis_password"}
 
 
 def test_example_inventory_documents_every_default_and_loads() -> None:
     text = INVENTORY_FILE.read_text()
-    missing = [key for key in defaults() if not re.search(rf"^\s*#?\s*{key}:", text, re.M)]
+    derived_names = re.search(r"Worked out from the groups, never set: ([^.]*)\.", text.replace("\n        #", ""))
+    worked_out = {name.strip() for name in derived_names.group(1).split(",")} if derived_names else set()
+    missing = [key for key in defaults() if key not in worked_out and not re.search(rf"^\s*#?\s*{key}:", text, re.M)]
     assert not missing, f"undocumented in inventory.example.yml: {missing}"
 
     inventory = Inventory.load(INVENTORY_FILE)
@@ -613,11 +632,11 @@ def test_derived_settings_have_one_definition() -> None:
     """bench_path, shared_path, bench_group and the restart command: defined once, in the defaults."""
     derived = {"bench_path", "shared_path", "bench_group", "supervisor_restart_cmd"}
     assert all("{{" in defaults()[name] for name in derived)
-    deploy = yaml.safe_load((ROOT / "playbooks" / "deploy.yml").read_text())[0]
-    assert not derived & set(deploy["vars"])
+    plays = yaml.safe_load((ROOT / "playbooks" / "deploy.yml").read_text())
+    assert all(not derived & set(play.get("vars") or {}) for play in plays)
     settings = (TEMPLATES_DIR / "_settings.j2").read_text()
     assert not re.search(r"set (bench_path|shared_path|group|restart_cmd) =", settings)
-    [restart] = [h for h in deploy["handlers"] if h["name"] == "restart bench"]
+    [restart] = [h for h in plays[1]["handlers"] if h["name"] == "restart bench"]
     assert restart["shell"] == "{{ supervisor_restart_cmd }}"
     values = variables(bench_name="b2", frappe_home="/srv/erp", frappe_group=None, frappe_user="erp")
     config = json.loads(render("common_site_config.json.j2", values))
