@@ -39,6 +39,9 @@ _REGISTRY: dict[str, str] = {
     "meta": "control:Meta",
     "ping": "control:Ping",
     "mariadb": "mariadb:MariaDB",
+    "mariadb_replica": "mariadb_replica:MariaDBReplica",
+    "mariadb_replica_status": "mariadb_replica:MariaDBReplicaStatus",
+    "mariadb_replication_user": "mariadb_replication_user:MariaDBReplicationUser",
     "site": "site:Site",
     "certificate": "certificate:Certificate",
 }
