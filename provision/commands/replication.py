@@ -4,7 +4,8 @@ The same check as the deploy's verify step (the ``mariadb_replica_status`` task,
 replica), with the same thresholds (``db_replica_lag_warn`` / ``db_replica_lag_fail`` from the
 inventory, 30 s / 300 s by default; ``--warn`` / ``--fail`` override them). Changes nothing.
 Exit 0 when every replica is ok or only warns, 2 when one is broken or lags past the fail
-threshold, 3 when one is unreachable.
+threshold, 3 when one is unreachable. With --json, one ``replication`` event per replica
+(verdict, seconds_behind_master, io_running, sql_running, gtid_io_pos, last_error ...).
 """
 
 from __future__ import annotations
@@ -81,7 +82,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     collect = Collect()
     code = run_playbook(args, status_playbook(args.warn, args.fail), pattern=args.pattern, extra_reporter=collect)
-    if not args.json and collect.results:
+    if args.json:  # in the event stream: one line per replica, as `provision facts` adds its own
+        import json
+
+        for event in collect.results:
+            state = dict(event.data.get("replication") or {})
+            state.setdefault("verdict", "fail" if event.status == "failed" else event.status)
+            line = {"event": "replication", "host": event.host, "msg": event.msg, **state}
+            print(args.redactor(json.dumps(line, sort_keys=True, default=str)))
+    elif collect.results:
         print(render_table(status_rows(collect.results)))
     return code
 
