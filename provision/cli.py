@@ -31,6 +31,7 @@ Ansible-style provisioning over SSH for production Frappe benches.
 Jobs:    deploy GROUP          converge hosts to production benches (playbooks/deploy.yml)
          onboard ADDRESS       a fresh server to a hardened, inventoried, deployed host
          backup GROUP          every site to the control host (also: restore HOST SITE, cron)
+         replication status    each MariaDB replica's lag, threads and last error
 Engine:  playbook FILE         run any playbook
          run PATTERN -- CMD    run a shell command on hosts
          ping | facts PATTERN  check reachability / show host facts

@@ -294,3 +294,31 @@ def test_replication_cnf_on_a_replica() -> None:
     assert "log_slave_updates = ON\n" in text and "relay_log = relay-bin\n" in text
     custom = render("replication.cnf.j2", replication_vars("db2", db_server_id=7, db_replica_bind_address="0.0.0.0"))
     assert "server_id = 7\n" in custom and "bind_address = 0.0.0.0\n" in custom
+
+
+# ----- read_from_replica: the site config keys (sites.yml's config expression) ----------------------
+
+
+def site_config(site: dict[str, Any], host: str = "app1", **overrides: Any) -> Any:
+    import yaml
+
+    from provision.templating import FILTERS
+
+    from .test_templates import ROOT, Derived, make_env
+
+    task = yaml.safe_load((ROOT / "playbooks" / "includes" / "sites.yml").read_text())[0]
+    env = make_env()
+    env.filters["combine"] = FILTERS["combine"]
+    return Derived(env, {**replication_vars(host, **overrides), "item": site}).resolve(task["site"]["config"])
+
+
+def test_a_site_reading_from_the_replica_gets_frappes_keys() -> None:
+    config = site_config({"name": "a.test", "config": {"x": 1}, "read_from_replica": True})
+    assert config == {"x": 1, "read_from_replica": 1, "replica_host": "10.0.0.5", "replica_db_port": 3306}
+    chosen = site_config({"name": "a.test", "read_from_replica": True}, db_replica_read_host="10.0.0.50")
+    assert chosen["replica_host"] == "10.0.0.50"
+
+
+def test_a_site_that_does_not_ask_is_unchanged_and_false_turns_it_off() -> None:
+    assert site_config({"name": "a.test", "config": {"x": 1}}) == {"x": 1}
+    assert site_config({"name": "a.test", "read_from_replica": False}) == {"read_from_replica": 0}
