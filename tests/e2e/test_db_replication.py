@@ -131,6 +131,10 @@ def test_a_row_written_on_the_primary_appears_on_the_replica(replicated: tuple[L
                       f"CREATE USER IF NOT EXISTS 'shop'@'{gateway}' IDENTIFIED BY '{APP_PASSWORD}'; "
                       f"GRANT ALL ON shop.* TO 'shop'@'{gateway}';")
     wait_for_row(lab, replica, "SELECT item FROM shop.orders WHERE id = 1", "replicated-row-7f3a")
+    # The seed was imported with binary logging off: the replica's binlog holds only the primary's GTIDs.
+    replica_id = sql(lab, replica, "SELECT @@server_id").stdout.strip()
+    binlog_pos = sql(lab, replica, "SELECT @@gtid_binlog_pos").stdout.strip()
+    assert binlog_pos and f"-{replica_id}-" not in binlog_pos, binlog_pos
 
     # The "app host" reads from the replica with the account made on the primary, and cannot write there.
     login = tmp_path / "shop.cnf"
