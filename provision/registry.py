@@ -44,6 +44,7 @@ _REGISTRY: dict[str, str] = {
     "mariadb_replication_user": "mariadb_replication_user:MariaDBReplicationUser",
     "site": "site:Site",
     "certificate": "certificate:Certificate",
+    "firewall": "firewall:Firewall",
 }
 
 _loaded: dict[str, type[Module]] = {}

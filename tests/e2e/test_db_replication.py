@@ -1,5 +1,5 @@
 """MariaDB replication on two lab hosts (db + db_replica), MariaDB only: the deploy's own
-playbooks/includes/db_replica.yml run through a small playbook.
+playbooks/includes/db_replica.yml (and db_replica_verify.yml) run through a small playbook.
 
 Proven with data: a row written on the primary appears on the replica; an account made on the
 primary for an "app host" (here the control host's bridge address) reads it from the replica and
@@ -45,6 +45,7 @@ PLAYBOOK = f"""\
       service: {{name: mariadb, state: started, enabled: true}}
     - meta: flush_handlers
     - include: {ROOT / "playbooks/includes/db_replica.yml"}
+    - include: {ROOT / "playbooks/includes/db_replica_verify.yml"}
   handlers:
     - name: restart mariadb
       service: {{name: mariadb, state: restarted}}
