@@ -4,8 +4,9 @@
 nobody is seeded from a consistent logical copy taken *on the replica*, over the same MariaDB
 connection replication will use (no SSH between hosts, no data through the control host):
 ``mariadb-dump --single-transaction --master-data=1 --gtid`` of every database but ``mysql``, plus
-the accounts as SQL (``--system=users``), so the sites' users and grants for the app hosts exist on
-the replica before replication carries the later changes. The dump is written to a root-only file
+the accounts as SQL (``SHOW CREATE USER`` / ``SHOW GRANTS``, read just before the dump), so the
+sites' users and grants for the app hosts exist on the replica before replication carries the
+later changes. The dump is written to a root-only file
 and checked complete before anything on the replica is touched; it is imported with binary
 logging off (the replica's own binlog keeps only the primary's GTIDs) and replication starts at the
 dump's GTID position.
@@ -90,6 +91,22 @@ def _wait_started(seconds: int) -> str:
     )
 
 
+def _users_script() -> str:
+    """The primary's accounts (but root's and mariadb.sys) as CREATE USER IF NOT EXISTS + GRANT statements."""
+    general = "--init-command='SET NAMES utf8mb4 COLLATE utf8mb4_general_ci'"
+    return (
+        f"mariadb --defaults-extra-file=\"$_pv_cnf\" {general} -N -B -e \"SELECT CONCAT(QUOTE(user), '@', "
+        "QUOTE(host)) FROM mysql.user WHERE is_role = 'N' AND user NOT IN ('root', 'mariadb.sys', '')\" "
+        "> \"$_pv_dir/users\"\n"
+        ": > \"$_pv_dir/users.sql\"\n"
+        "while read -r _pv_u; do\n"
+        f"  mariadb --defaults-extra-file=\"$_pv_cnf\" {general} -N -B -e \"SHOW CREATE USER $_pv_u; "
+        "SHOW GRANTS FOR $_pv_u\" | sed 's/^CREATE USER /CREATE USER IF NOT EXISTS /; s/$/;/' "
+        ">> \"$_pv_dir/users.sql\"\n"
+        "done < \"$_pv_dir/users\"\n"
+    )
+
+
 def seed_script(args: dict[str, Any]) -> str:
     """Seed the replica from a consistent dump of the primary, then start GTID replication."""
     wait = int(args["wait"])
@@ -105,8 +122,11 @@ def seed_script(args: dict[str, Any]) -> str:
         f"log on within {wait}s: $(cat \"$_pv_dir/err\")\" >&2; exit 5; fi\n"
         "  sleep 2\n"
         "done\n"
-        "mariadb-dump --defaults-extra-file=\"$_pv_cnf\" --all-databases --ignore-database=mysql --system=users "
-        "--insert-ignore --add-drop-database --single-transaction --master-data=1 --gtid --routines --events "
+        # The accounts first, as SQL (mariadb-dump --system=users fails on a server with Frappe's
+        # collation-server and skip-character-set-client-handshake: its own query mixes collations).
+        + _users_script()
+        + "mariadb-dump --defaults-extra-file=\"$_pv_cnf\" --all-databases --ignore-database=mysql "
+        "--add-drop-database --single-transaction --master-data=1 --gtid --routines --events "
         "--triggers --hex-blob --max-allowed-packet=1G > \"$_pv_dir/seed.sql\"\n"
         "tail -n 1 \"$_pv_dir/seed.sql\" | grep -q '^-- Dump completed' || "
         "{ echo 'the dump of the primary is incomplete: the replica was left as it was' >&2; exit 6; }\n"
@@ -114,6 +134,7 @@ def seed_script(args: dict[str, Any]) -> str:
         "{ echo 'the dump carries no GTID position (is log_bin on on the primary?)' >&2; exit 6; }\n"
         "mariadb -e 'STOP SLAVE; RESET SLAVE ALL'\n"
         "mariadb --init-command='SET SESSION sql_log_bin=0' < \"$_pv_dir/seed.sql\"\n"
+        + "mariadb --init-command='SET SESSION sql_log_bin=0' < \"$_pv_dir/users.sql\"\n"
         + _sql_heredoc(_change_master_sql(args) + "\nSTART SLAVE;")
         + _wait_started(60)
     )

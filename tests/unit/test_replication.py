@@ -129,7 +129,7 @@ def test_a_fresh_server_is_seeded_then_reports_the_gtid() -> None:
     assert result.status == "changed", result.msg
     assert "seeded from 10.0.0.4:3306" in result.msg and "0-167772164-42" in result.msg
     ((script, _, _),) = ctx.calls
-    assert "--single-transaction --master-data=1 --gtid" in script and "--system=users" in script
+    assert "--single-transaction --master-data=1 --gtid" in script and "SHOW CREATE USER" in script
 
 
 def test_check_mode_seeds_nothing() -> None:
