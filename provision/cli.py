@@ -31,6 +31,7 @@ Ansible-style provisioning over SSH for production Frappe benches.
 Jobs:    deploy GROUP          converge hosts to production benches (playbooks/deploy.yml)
          onboard ADDRESS       a fresh server to a hardened, inventoried, deployed host
          backup GROUP          every site to the control host (also: restore HOST SITE, cron)
+         replication status    each MariaDB replica's lag, threads and last error
 Engine:  playbook FILE         run any playbook
          run PATTERN -- CMD    run a shell command on hosts
          ping | facts PATTERN  check reachability / show host facts
@@ -130,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     facts = commands.add_parser("facts", parents=[common], help="gather and show host facts",
                                 description="Gather each matching host's facts (OS, release, CPUs, memory, "
                                             "python, service manager ...) in one round trip and print them as "
-                                            "JSON by host. With --json, one 'facts' event per host.")
+                                            "JSON by host, with each host's server roles (role_groups) as `roles`. "
+                                            "With --json, one 'facts' event per host.")
     facts.add_argument("pattern", nargs="?", default="all", help="hosts to gather facts from (default: all)")
     add_connection_options(facts)
     facts.set_defaults(func=cmd_facts)
@@ -226,7 +228,11 @@ def cmd_facts(args: argparse.Namespace) -> int:
     code = run_playbook(args, _adhoc("facts", "", {}, gather=True), pattern=args.pattern,
                          extra_reporter=recorder, outcome=outcome_holder)
     if outcome_holder:
-        facts = {name: state.facts for name, state in outcome_holder[0].hosts.items() if state.facts}
+        from .inventory_roles import inventory_roles
+
+        roles = inventory_roles(load_inventory(args))  # the host's server roles (role_groups), shown with its facts
+        facts = {name: {**state.facts, "roles": roles.get(name, [])}
+                 for name, state in outcome_holder[0].hosts.items() if state.facts}
         if args.json:  # in the event stream: one line per host
             for name, values in facts.items():
                 print(json.dumps({"event": "facts", "host": name, "facts": values}, sort_keys=True, default=str))

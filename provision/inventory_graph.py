@@ -13,10 +13,14 @@ Groups and hosts in file order; each host under the groups it is directly in (ne
 ``all``). ``--limit`` keeps only the hosts it selects; ansible-core 2.19 ignores ``--limit`` for
 ``--graph``, we honour it there too. ``--list --yaml`` prints the YAML inventory shape, each
 host's variables at its first appearance, as ``ansible-inventory --list --yaml`` does.
+
+``--graph --roles`` (ours) adds each host's server roles (``role_groups``) after its name; plain
+``--graph`` never does, so it stays identical to ansible-inventory's for every inventory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InventoryError
@@ -24,8 +28,13 @@ from .hostpatterns import ALL
 from .inventory import Inventory
 
 
-def graph_lines(inventory: Inventory, group: str = ALL, *, hosts: set[str] | None = None) -> list[str]:
-    """The lines of ``ansible-inventory --graph GROUP``; ``hosts`` (from --limit) keeps only those."""
+def graph_lines(inventory: Inventory, group: str = ALL, *, hosts: set[str] | None = None,
+                roles: Mapping[str, list[str]] | None = None) -> list[str]:
+    """The lines of ``ansible-inventory --graph GROUP``; ``hosts`` (from --limit) keeps only those.
+
+    ``roles`` (``--graph --roles``) appends ``  [db, db_replica]`` to each host line that has roles:
+    without it the output is ansible-inventory's, byte for byte.
+    """
     if group not in inventory.groups:
         raise InventoryError(f"no group named {group!r} in {inventory.file}",
                              hint=f"groups: {', '.join(sorted(inventory.groups))}")
@@ -46,9 +55,14 @@ def graph_lines(inventory: Inventory, group: str = ALL, *, hosts: set[str] | Non
         lines.append(name_at(f"@{name}:", depth))
         node = inventory.groups[name]
         if name != ALL:
-            todo.extend(name_at(host, depth + 1) for host in reversed(node.hosts) if hosts is None or host in hosts)
+            todo.extend(name_at(host, depth + 1) + _roles_note(roles, host)
+                        for host in reversed(node.hosts) if hosts is None or host in hosts)
         todo.extend((child, depth + 1) for child in reversed(node.children))
     return lines
+
+
+def _roles_note(roles: Mapping[str, list[str]] | None, host: str) -> str:
+    return f"  [{', '.join(roles[host])}]" if roles and roles.get(host) else ""
 
 
 def limited_list(listing: dict[str, Any], hosts: set[str]) -> dict[str, Any]:

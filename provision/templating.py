@@ -26,6 +26,7 @@ import jinja2
 
 from .errors import Source, TemplateError
 from .frappe_ports import nginx_site_ports
+from .replication import server_id
 from .secrets import Secret, mark_secret, note_derived, taint_filters
 from .server_roles import FILTERS as ROLE_FILTERS
 
@@ -368,6 +369,7 @@ FILTERS: dict[str, Any] = {
     "ternary": _ternary,
     "nginx_site_ports": nginx_site_ports,
     **ROLE_FILTERS,
+    "server_id": server_id,
 }
 
 def _version_key(text: Any) -> tuple[int, ...]:

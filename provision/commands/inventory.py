@@ -20,6 +20,8 @@ Show hosts, groups and variables, as ansible-inventory does for the same file:
   provision inventory --host app1         one host's variables
   provision inventory --graph [GROUP]     the group tree, in ansible-inventory's |--@group: shape
   provision inventory --host app1 --explain   each variable's level and the file:line it came from
+  provision inventory --roles             each host's server roles (role_groups: db, db_replica, app ...)
+  provision inventory --graph --roles     the group tree with each host's roles after its name
 --limit keeps only the hosts it selects (ansible-inventory ignores it for --graph; we do not).
 Secret values print as ******** unless --show-secrets."""
 
@@ -39,6 +41,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     output.add_argument("--json", action="store_true", help="JSON output (the default)")
     output.add_argument("-y", "--yaml", action="store_true", help="YAML output (the inventory's YAML shape)")
     parser.add_argument("--explain", action="store_true", help="with --host: each variable's level and source")
+    parser.add_argument("--roles", action="store_true",
+                        help="each host's server roles (from role_groups); with --graph: after each host")
     parser.add_argument("--show-secrets", action="store_true", help="print secret values instead of ********")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: tracebacks)")
     _add_vault_options(parser)
@@ -57,11 +61,14 @@ def _add_vault_options(parser: argparse.ArgumentParser) -> None:
 def cmd_inventory(args: argparse.Namespace) -> int:
     from ..cli import load_inventory
     from ..inventory_graph import dump_yaml, graph_lines, limited_list, yaml_inventory
+    from ..inventory_roles import inventory_roles, roles_lines
 
     if args.explain and not args.host:
         raise OptionsError("--explain needs --host HOST", hint="provision inventory --host app1 --explain")
     if args.graph and args.yaml:
         raise OptionsError("--yaml applies to --list and --host, not --graph")
+    if args.roles and (args.host or args.list or args.yaml):
+        raise OptionsError("--roles goes alone or with --graph", hint="provision inventory --graph --roles")
     inventory = load_inventory(args)
     for warning in inventory.warnings:
         _warn(warning)
@@ -74,7 +81,14 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         else:
             _emit(inventory.host_vars(args.host, show_secrets=args.show_secrets), args.yaml)
     elif args.graph:
-        print("\n".join(graph_lines(inventory, args.graph, hosts=hosts)))
+        roles = inventory_roles(inventory) if args.roles else None
+        print("\n".join(graph_lines(inventory, args.graph, hosts=hosts, roles=roles)))
+    elif args.roles:
+        roles = inventory_roles(inventory)
+        if args.json:
+            _emit({name: values for name, values in roles.items() if hosts is None or name in hosts}, False)
+        else:
+            print("\n".join(roles_lines(roles, hosts)))
     elif args.yaml:
         print(dump_yaml(yaml_inventory(inventory, hosts=hosts, show_secrets=args.show_secrets)), end="")
     else:

@@ -16,7 +16,8 @@ API (``MultiServer``):
 - ``events(result)``, ``failures(result)``, ``recap(result)``: the JSON events of a run
 - ``first_deploy``: the fixture's deploy run (CompletedProcess: stdout holds its JSON events)
 - ``project``: the project directory (inventory.yml); ``repos``: the git daemon's URL (``{repos}/ledger``)
-Constants: ``SITES``, ``APP_HOSTS``, ``DB_ROOT_PASSWORD``, ``ADMIN_PASSWORD``, ``REDIS_PASSWORD``.
+Constants: ``SITES``, ``APP_HOSTS``, ``DB_ROOT_PASSWORD``, ``ADMIN_PASSWORD``, ``REDIS_PASSWORD``,
+``REPLICATION_PASSWORD`` (``store`` is also the db host's replica, group ``db_replica``).
 Tests leave the system as they found it (restart what they stop, put drained hosts back).
 
 To add a host (e.g. a db replica): add it to ``HOSTS`` and ``GROUPS`` below (HOSTS' order is the lab
@@ -48,11 +49,13 @@ standin = importlib.import_module("standin")
 DB_ROOT_PASSWORD = "Root-pw-multi-3b7d"
 ADMIN_PASSWORD = "Admin-pw-multi-61ac"
 REDIS_PASSWORD = "Redis-pw-multi-9e04"
+REPLICATION_PASSWORD = "Repl-pw-multi-2d5b"
 SITES = ("alpha.local", "beta.local")
 APP_HOSTS = ("app1", "app2")
 # inventory name -> lab host (lab1..labN, in this order)
 HOSTS = {"lb": "lab1", "app1": "lab2", "app2": "lab3", "db": "lab4", "store": "lab5"}
-GROUPS = {"lb": ["lb"], "app": ["app1", "app2"], "db": ["db"], "redis": ["store"], "files": ["store"]}
+GROUPS = {"lb": ["lb"], "app": ["app1", "app2"], "db": ["db"], "redis": ["store"], "files": ["store"],
+          "db_replica": ["store"]}
 DEPLOY_TIMEOUT = 2400
 
 
@@ -163,6 +166,7 @@ def write_inventory(directory: Path, lab: LabHandle, repos: str) -> Path:
         f"        ssh_known_hosts_file: {lab.known_hosts}",
         f"        db_root_password: !secret {DB_ROOT_PASSWORD}",
         f"        redis_password: !secret {REDIS_PASSWORD}",
+        f"        db_replication_password: !secret {REPLICATION_PASSWORD}",
         "        files_mount: sshfs",
         "        dns_multitenant: true",
         "        gunicorn_workers: 2",
@@ -193,10 +197,11 @@ def multiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiServe
         print(f"[multiserver] deploy took {time.monotonic() - started:.0f} s")
         if result.returncode != 0:
             pytest.fail(f"the multi-server deploy failed (exit {result.returncode}):\n{failures(result)}")
-        for secret in (DB_ROOT_PASSWORD, ADMIN_PASSWORD, REDIS_PASSWORD):
+        for secret in (DB_ROOT_PASSWORD, ADMIN_PASSWORD, REDIS_PASSWORD, REPLICATION_PASSWORD):
             assert secret not in result.stdout + result.stderr
         yield system
 
 
-__all__ = ["ADMIN_PASSWORD", "APP_HOSTS", "DB_ROOT_PASSWORD", "GROUPS", "HOSTS", "REDIS_PASSWORD", "SITES",
+__all__ = ["ADMIN_PASSWORD", "APP_HOSTS", "DB_ROOT_PASSWORD", "GROUPS", "HOSTS", "REDIS_PASSWORD",
+           "REPLICATION_PASSWORD", "SITES",
            "MultiServer", "http", "multiserver"]

@@ -45,6 +45,7 @@ def make_env() -> jinja2.Environment:
     env.filters["nginx_site_ports"] = nginx_site_ports
     env.filters.update(ROLE_FILTERS)
     env.filters["bool"] = ENGINE_FILTERS["bool"]
+    env.filters["server_id"] = ENGINE_FILTERS["server_id"]
     return env
 
 
