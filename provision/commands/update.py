@@ -79,8 +79,24 @@ def cmd_update(args: argparse.Namespace) -> int:
                              max_fail_percentage=args.max_fail_percentage, no_backup=args.no_backup,
                              check=args.check, app_refs=parse_app_refs(args.apps))
     playbook = _playbook("update.yml")
+    layout = _multiserver(args)
+    if layout is not None:  # app hosts behind a load balancer: one update of the whole system
+        from provision.update.fleet_run import FleetRollout
+
+        return FleetRollout(args, layout, options, playbook, _reporter(args)).run()
     rollout = Rollout(args, args.group, options, playbook, _reporter(args))
     return rollout.run(rollout.build_with(playbook))
+
+
+def _multiserver(args: argparse.Namespace) -> Any:
+    """The multi-server layout when GROUP's selection holds app hosts of an inventory with app and lb groups."""
+    from provision.cli import load_inventory
+    from provision.update.fleet_run import multiserver_layout
+
+    inventory = load_inventory(args)
+    pattern = f"{args.group}:&{args.limit}" if args.limit else args.group  # as cli.run_options combines them
+    selected = [host.name for host in inventory.select(pattern)]
+    return multiserver_layout(inventory, selected)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -222,3 +222,45 @@ def test_a_stop_request_stops_before_the_next_host() -> None:
     result = update.run()
     assert result.status == "rolled_back" and "interrupted" in result.error
     assert "app2 switch_new" not in log.calls and "app1 switch_old" in log.calls
+
+
+def _inventory(data: dict[str, Any]) -> Any:
+    from provision.inventory import Inventory
+
+    return Inventory.from_data(data)
+
+
+MULTI = {"all": {"children": {"prod": {"children": {
+    "lb": {"hosts": {"lb1": {}}}, "app": {"hosts": {"app1": {}, "app2": {}}},
+    "db": {"hosts": {"db1": {}}}, "redis": {"hosts": {"store": {}}}, "files": {"hosts": {"store": {}}}}}}}}
+
+
+def test_layout_of_a_multi_server_inventory() -> None:
+    from provision.update.fleet_run import multiserver_layout
+
+    inventory = _inventory(MULTI)
+    layout = multiserver_layout(inventory, [h.name for h in inventory.select("prod")])
+    assert layout is not None
+    assert layout.app == ("app1", "app2") and layout.lb == ("lb1",) and layout.db == "db1"
+    limited = multiserver_layout(inventory, [h.name for h in inventory.select("prod:&app2")])
+    assert limited is not None and limited.app == ("app2",) and limited.all_app == ("app1", "app2")
+    assert multiserver_layout(inventory, [h.name for h in inventory.select("lb")]) is None
+
+
+def test_single_host_benches_keep_the_single_host_flow() -> None:
+    from provision.update.fleet_run import multiserver_layout
+
+    inventory = _inventory({"all": {"children": {"prod": {"hosts": {"lab1": {}, "lab2": {}}}}}})
+    assert multiserver_layout(inventory, ["lab1", "lab2"]) is None
+    # an app group without a load balancer is not a multi-server bench either
+    inventory = _inventory({"all": {"children": {"app": {"hosts": {"lab1": {}}}}}})
+    assert multiserver_layout(inventory, ["lab1"]) is None
+
+
+def test_group_names_come_from_the_inventory() -> None:
+    from provision.update.fleet_run import multiserver_layout
+
+    inventory = _inventory({"all": {"vars": {"app_group": "web", "lb_group": "front"}, "children": {
+        "web": {"hosts": {"w1": {}, "w2": {}}}, "front": {"hosts": {"f1": {}}}}}})
+    layout = multiserver_layout(inventory, ["w1", "w2", "f1"])
+    assert layout is not None and layout.app == ("w1", "w2") and layout.lb == ("f1",) and layout.db is None
