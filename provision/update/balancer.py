@@ -1,7 +1,7 @@
 """Draining an app host from the load balancer: its ``server`` line in the upstreams file marked ``down``.
 
 The ``lb`` host renders every app host's upstream ``server`` line into one file of its own
-(``lb_upstreams_file``, default ``/etc/nginx/conf.d/frappe-upstreams.conf``). Draining a host is
+(``lb_upstream_file``, default ``/etc/nginx/conf.d/frappe-upstreams.conf``). Draining a host is
 adding ``down`` to its lines, ``nginx -t``, a graceful reload, and waiting (bounded) until the old
 nginx workers — which may still have requests on their way to that host — have finished. Putting
 it back removes ``down`` the same way. The file is replaced atomically and the old text is put

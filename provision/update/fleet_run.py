@@ -44,19 +44,26 @@ class Layout:
     db: str | None
 
 
-def role_group(inventory: Inventory, role: str) -> str:
-    """The group that plays ``role``: ``<role>_group`` in the inventory's vars, else the role's name."""
+def role_groups(inventory: Inventory) -> dict[str, str]:
+    """Each role's group: ``role_groups`` (the inventory's, over the deploy defaults'); unset roles are left out."""
+    from ..backup.targets import deploy_defaults
+
+    names: dict[str, Any] = {role: role for role in ROLES}
+    default = deploy_defaults().get("role_groups")
+    if isinstance(default, Mapping):
+        names.update(default)
     for host in inventory.hosts.values():
-        name = host.vars.get(f"{role}_group")
-        if isinstance(name, str) and name:
-            return name
-    return role
+        value = host.vars.get("role_groups")
+        if isinstance(value, Mapping):
+            names.update(value)
+            break
+    return {role: str(names[role]) for role in ROLES if names.get(role)}
 
 
 def multiserver_layout(inventory: Inventory, selected: Sequence[str]) -> Layout | None:
     """The layout when the inventory has app and lb groups and ``selected`` holds app hosts; else None."""
-    groups = {role: role_group(inventory, role) for role in ROLES}
-    members = {role: list(inventory.members.get(name, [])) for role, name in groups.items()}
+    groups = role_groups(inventory)
+    members = {role: list(inventory.members.get(groups[role], [])) if role in groups else [] for role in ROLES}
     if not members["app"] or not members["lb"]:
         return None
     chosen = tuple(h for h in members["app"] if h in selected)
@@ -106,7 +113,7 @@ class FleetRollout:
         """Every name the lb's upstreams file may use for ``host``."""
         values = self.variables(host)
         found = [host]
-        for key in ("private_address", "private_ip", "app_address", "ansible_host", "ssh_host"):
+        for key in ("private_address", "host_private_address", "ssh_host", "ansible_host", "ansible_ssh_host"):
             with contextlib.suppress(Exception):
                 value = values.get(key)
                 if isinstance(value, str) and value:
@@ -238,7 +245,7 @@ class FleetRollout:
         db_connection = connections[layout.db] if layout.db else first.connection
         database = DatabaseSteps(db_connection, layout.db or first.plan.host, first, options.run_id, self.reporter)
         lb_vars = self.variables(layout.lb[0])
-        upstreams = str(lb_vars.get("lb_upstreams_file") or balancer.DEFAULT_UPSTREAMS_FILE)
+        upstreams = str(lb_vars.get("lb_upstream_file") or balancer.DEFAULT_UPSTREAMS_FILE)
         lbs = LbSteps({h: connections[h] for h in layout.lb}, upstreams,
                       {h: self.addresses(h) for h in layout.app}, self.reporter)
         steps = [AppHostSteps(flows[h]) for h in layout.app]

@@ -260,7 +260,7 @@ def test_single_host_benches_keep_the_single_host_flow() -> None:
 def test_group_names_come_from_the_inventory() -> None:
     from provision.update.fleet_run import multiserver_layout
 
-    inventory = _inventory({"all": {"vars": {"app_group": "web", "lb_group": "front"}, "children": {
+    inventory = _inventory({"all": {"vars": {"role_groups": {"app": "web", "lb": "front", "db": None}}, "children": {
         "web": {"hosts": {"w1": {}, "w2": {}}}, "front": {"hosts": {"f1": {}}}}}})
     layout = multiserver_layout(inventory, ["w1", "w2", "f1"])
     assert layout is not None and layout.app == ("w1", "w2") and layout.lb == ("f1",) and layout.db is None
