@@ -237,7 +237,22 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
         if new_user:  # the old database's own user goes with it
             drop_user(root, db["user"])
         steps.append(f"dropped the old database {db['name']}")
-    return {"steps_after": steps, "db_name": new_db}
+    return {"steps_after": steps, "db_name": new_db, "old_db": db["name"], "old_user": db["user"],
+            "new_user": bool(new_user)}
+
+
+def do_drop(req: dict[str, Any]) -> dict[str, Any]:
+    """The database a restore replaced (and its own user when the restore made a new one), once every
+    app host of a multi-server bench uses the restored one."""
+    config = read_json(os.path.join(req["sites_dir"], req["site"], "site_config.json"))
+    db = site_db(req, config)
+    if db["name"] == req["database"]:
+        raise Failed(f"{req['database']} is the site's live database: not dropped")
+    with root_option_file(req, db) as root:
+        mariadb(root, f"DROP DATABASE IF EXISTS {ident(req['database'])}")
+        if req.get("user"):
+            drop_user(root, req["user"])
+    return {"ok": True, "steps_after": [f"dropped the old database {req['database']}"]}
 
 
 def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) -> dict[str, Any]:
@@ -247,10 +262,21 @@ def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) ->
         raise Failed(f"site {req['to_site']} already exists")
     password = secrets.token_hex(16)
     user = new_db  # Frappe logs in as a user named like the database (db_user is not honoured everywhere)
-    host = "localhost" if not db["host"] or db["host"] == "localhost" else "%"
-    mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
+    # a remote database: the addresses the old site's user logs in from (a multi-server bench's app
+    # hosts), never '%'
+    if not db["host"] or db["host"] == "localhost":
+        hosts = ["localhost"]
+    elif db["host"] in ("127.0.0.1", "::1"):
+        hosts = ["%"]  # the bench's own server over TCP, as before
+    else:
+        hosts = user_hosts(root, db["user"]) if db["user"] else []
+    if not hosts:
+        raise Failed(f"the database is on {db['host']}: the new site's user needs the addresses of the old site's "
+                     "user, and there is no old site to take them from")
     try:
-        mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
+        for host in hosts:
+            mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
+            mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
         base = read_json(req["site_config"]) if req.get("site_config") else {}
         base.pop("db_user", None)
         config = {**base, "db_name": new_db, "db_password": password, "db_type": "mariadb"}

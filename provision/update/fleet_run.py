@@ -23,6 +23,7 @@ from typing import Any
 from ..connection import Connection, LocalConnection, SSHConnection
 from ..errors import ConnectError, OptionsError, ProvisionError
 from ..inventory import Inventory
+from ..rolegroups import role_members
 from . import balancer, downtime
 from .fleet import FleetResult, FleetUpdate
 from .flow import HostFlow, HostReport, SiteReport, StepFailed
@@ -30,8 +31,6 @@ from .plan import SiteTarget
 from .recover import recover_host
 from .report import UpdateReporter
 from .rollout import Rollout, RolloutOptions
-
-ROLES = ("app", "lb", "db")
 
 
 @dataclass(frozen=True)
@@ -44,26 +43,9 @@ class Layout:
     db: str | None
 
 
-def role_groups(inventory: Inventory) -> dict[str, str]:
-    """Each role's group: ``role_groups`` (the inventory's, over the deploy defaults'); unset roles are left out."""
-    from ..backup.targets import deploy_defaults
-
-    names: dict[str, Any] = {role: role for role in ROLES}
-    default = deploy_defaults().get("role_groups")
-    if isinstance(default, Mapping):
-        names.update(default)
-    for host in inventory.hosts.values():
-        value = host.vars.get("role_groups")
-        if isinstance(value, Mapping):
-            names.update(value)
-            break
-    return {role: str(names[role]) for role in ROLES if names.get(role)}
-
-
 def multiserver_layout(inventory: Inventory, selected: Sequence[str]) -> Layout | None:
     """The layout when the inventory has app and lb groups and ``selected`` holds app hosts; else None."""
-    groups = role_groups(inventory)
-    members = {role: list(inventory.members.get(groups[role], [])) if role in groups else [] for role in ROLES}
+    members = role_members(inventory)
     if not members["app"] or not members["lb"]:
         return None
     chosen = tuple(h for h in members["app"] if h in selected)

@@ -264,3 +264,17 @@ def test_group_names_come_from_the_inventory() -> None:
         "web": {"hosts": {"w1": {}, "w2": {}}}, "front": {"hosts": {"f1": {}}}}}})
     layout = multiserver_layout(inventory, ["w1", "w2", "f1"])
     assert layout is not None and layout.app == ("w1", "w2") and layout.lb == ("f1",) and layout.db is None
+
+
+def test_backup_takes_a_multi_server_benchs_sites_once_from_its_first_app_host() -> None:
+    from provision.backup.targets import multiserver_hosts
+
+    data = {"all": {"children": {"prod": {"children": MULTI["all"]["children"]["prod"]["children"] | {
+        "solo": {"hosts": {"lab9": {}}}}}}}}
+    inventory = _inventory(data)
+    every = [h.name for h in inventory.select("prod")]
+    assert multiserver_hosts(inventory, every) == (["app1", "lab9"], ["app1", "app2"])
+    assert multiserver_hosts(inventory, ["app2"]) == (["app1"], ["app1", "app2"])
+    assert multiserver_hosts(inventory, ["lab9"]) == (["lab9"], ["app1", "app2"])
+    plain = _inventory({"all": {"children": {"prod": {"hosts": {"lab1": {}, "lab2": {}}}}}})
+    assert multiserver_hosts(plain, ["lab1", "lab2"]) == (["lab1", "lab2"], [])
