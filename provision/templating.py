@@ -26,6 +26,7 @@ import jinja2
 
 from .errors import Source, TemplateError
 from .frappe_ports import nginx_site_ports
+from .server_roles import FILTERS as ROLE_FILTERS
 from .secrets import Secret, mark_secret, note_derived, taint_filters
 
 _MARKERS = ("{{", "{%")
@@ -366,6 +367,7 @@ FILTERS: dict[str, Any] = {
     "mandatory": _mandatory,
     "ternary": _ternary,
     "nginx_site_ports": nginx_site_ports,
+    **ROLE_FILTERS,
 }
 
 def _version_key(text: Any) -> tuple[int, ...]:

@@ -151,3 +151,8 @@ def lab() -> Iterator[LabHandle]:
     """Pristine lab hosts lab1..labN for the whole session (shared: tests must not break them)."""
     with claimed_lab("session", SESSION_HOSTS) as handle:
         yield handle
+
+
+# The shared five-host deploy of the multi-server modules, registered here once so that every
+# module using it gets the same session-scoped instance.
+from .multiserver import multiserver  # noqa: E402, F401

@@ -17,6 +17,8 @@ import yaml
 from provision.frappe_ports import nginx_site_ports
 from provision.inventory import Inventory
 from provision.secrets import Secret
+from provision.server_roles import FILTERS as ROLE_FILTERS
+from provision.templating import FILTERS as ENGINE_FILTERS
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +43,8 @@ def make_env() -> jinja2.Environment:
     env.filters["to_json"] = json.dumps
     env.filters["to_nice_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
     env.filters["nginx_site_ports"] = nginx_site_ports
+    env.filters.update(ROLE_FILTERS)
+    env.filters["bool"] = ENGINE_FILTERS["bool"]
     return env
 
 
@@ -55,6 +59,9 @@ def variables(**overrides: Any) -> dict[str, Any]:
     values = defaults()
     values["facts"] = {"cpu_count": 2, "memory_mb": 4096, "os_id": "debian"}
     values["db_root_password"] = Secret(ROOT_SECRET)
+    # the engine's magic variables, for one host outside any role group
+    values.update(inventory_hostname="host1", groups={"all": ["host1"], "ungrouped": ["host1"]},
+                  hostvars={"host1": {}})
     values.update(overrides)
     return values
 
@@ -73,7 +80,15 @@ class Derived(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         if key not in self._values:
             return self._env.globals[key]
-        value = self._values[key]
+        return self.resolve(self._values[key])
+
+    def resolve(self, value: Any) -> Any:
+        alone = re.fullmatch(r"\{\{(.*)\}\}", value.strip(), re.S) if isinstance(value, str) else None
+        if alone and "{{" not in alone.group(1):  # "{{ expr }}" alone: its native value, as the engine reads it
+            template = self._env.from_string("{% set value__ = (" + alone.group(1) + ") %}")
+            context = template.new_context(self, shared=True)  # type: ignore[arg-type]
+            "".join(template.root_render_func(context))
+            return context.vars["value__"]
         if isinstance(value, str) and "{{" in value:
             template = self._env.from_string(value)
             value = "".join(template.root_render_func(template.new_context(self, shared=True)))  # type: ignore[arg-type]
@@ -215,7 +230,8 @@ def test_a_missing_variable_is_an_error_not_an_empty_string(name: str, variable:
         render(name, values)
 
 
-ENV_GLOBALS = make_env().globals
+_ENV = make_env()
+ENV_GLOBALS = _ENV.globals
 
 
 class _ReadOnce(Mapping[str, Any]):
@@ -229,7 +245,7 @@ class _ReadOnce(Mapping[str, Any]):
             raise AssertionError("a template read every variable instead of the ones it uses")
         if key not in self._values:
             return ENV_GLOBALS[key]  # namespace, range...: the engine's lazy mapping falls back the same way
-        return self._values[key]
+        return Derived(_ENV, self).resolve(self._values[key])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -541,7 +557,7 @@ def test_defaults_cover_every_variable_the_templates_read() -> None:
         read |= jinja2.meta.find_undeclared_variables(tree)
         assigned |= {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "store"}
         assigned |= {n.name for n in tree.find_all(jinja2.nodes.Macro)}
-    assert read - assigned - set(defaults()) <= {"facts"}
+    assert read - assigned - set(defaults()) <= {"facts", "redis_password"}  # redis_password: a secret, no default
 
 
 def test_example_inventory_documents_every_default_and_loads() -> None:
