@@ -228,20 +228,24 @@ class FleetRollout:
         database = DatabaseSteps(db_connection, layout.db or first.plan.host, first, options.run_id, self.reporter)
         lb_vars = self.variables(layout.lb[0])
         upstreams = str(lb_vars.get("lb_upstream_file") or balancer.DEFAULT_UPSTREAMS_FILE)
+        kept_down = lb_vars.get("lb_drained_hosts") or []
         lbs = LbSteps({h: connections[h] for h in layout.lb}, upstreams,
-                      {h: self.addresses(h) for h in layout.app}, self.reporter)
+                      {h: self.addresses(h) for h in layout.app}, self.reporter,
+                      keep_down=[str(h) for h in kept_down] if isinstance(kept_down, list) else [])
         steps = [AppHostSteps(flows[h]) for h in layout.app]
-        for step in steps:
-            step.begin(migrate_sites=migrating if step.flow is first else [])
         sampler = self._start_sampler(connections[layout.lb[0]], first, lb_vars)
+        current = first.plan.host
         try:
-            for flow in flows.values():
-                flow.hook("pre_update")
+            for step in steps:  # the journals and the pre_update hooks: nothing has changed yet
+                current = step.name
+                step.begin(migrate_sites=migrating if step.flow is first else [])
+                step.flow.hook("pre_update")
             update = FleetUpdate(steps, lbs, database, migrating=migrating, no_backup=self.options.no_backup,
                                  stop=rollout.stop)
             result = update.run()
-        except StepFailed as failure:  # a pre_update hook: nothing changed
-            result = FleetResult(mode="window" if migrating else "rolling", step=failure.step, error=failure.message)
+        except StepFailed as failure:
+            result = FleetResult(mode="window" if migrating else "rolling", step=failure.step, host=current,
+                                 error=failure.message)
         seen = self._stop_sampler(connections[layout.lb[0]], sampler)
         self.result = result
         for step in steps:
@@ -264,7 +268,8 @@ class FleetRollout:
         port = int(lb_vars.get("lb_http_port") or lb_vars.get("nginx_http_port") or 80)
         work = f"{lb_vars.get('provision_lock_dir') or '/var/lib/provision'!s}/update"
         targets = [SiteTarget(site, port) for site in first.all_sites]
-        lb.run(downtime.start_script(work, self.rollout.run_id, targets), become_user="root", timeout=60)
+        with contextlib.suppress(ProvisionError):  # no sampler: the report then shows no count through the lb
+            lb.run(downtime.start_script(work, self.rollout.run_id, targets), become_user="root", timeout=60)
         return work
 
     def _stop_sampler(self, lb: Connection, work: str) -> dict[str, downtime.SiteDowntime]:

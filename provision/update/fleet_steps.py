@@ -114,11 +114,12 @@ class LbSteps:
     """The load balancer(s): an app host's upstream lines marked down, then up again."""
 
     def __init__(self, connections: Mapping[str, Connection], upstreams_file: str,
-                 addresses: Mapping[str, Sequence[str]], events: Events) -> None:
+                 addresses: Mapping[str, Sequence[str]], events: Events, keep_down: Sequence[str] = ()) -> None:
         self.connections = connections
         self.upstreams_file = upstreams_file
         self.addresses = addresses
         self.events = events
+        self.keep_down = set(keep_down)  # lb_drained_hosts: drained by the operator, never put back here
 
     def _mark(self, host: str, *, down: bool) -> None:
         step = f"lb {'drain' if down else 'put back'} {host}"
@@ -140,7 +141,8 @@ class LbSteps:
         self._mark(host, down=True)
 
     def undrain(self, host: str) -> None:
-        self._mark(host, down=False)
+        if host not in self.keep_down:
+            self._mark(host, down=False)
 
 
 class DatabaseSteps:
