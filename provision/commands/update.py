@@ -171,6 +171,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                       _playbook("update.yml"), reporter)
 
     codes: list[int] = []
+    layout = _multiserver(args)
+    fleet_moved: list[str] = []  # app hosts of a multi-server bench whose refs moved: updated together after
 
     def build(hosts: list[str]) -> dict[str, HostPlan]:
         recorder, code = rollout.engine_run(deploy_playbook, limit=":".join(hosts))
@@ -185,7 +187,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                                                    error=recorder.failed.get(host, "the deploy did not finish"))
                 continue
             plan = HostPlan.from_debug(host, data)
-            if plan.live_path and plan.live_path != plan.release_path:
+            if plan.live_path and plan.live_path != plan.release_path and layout is not None and host in layout.app:
+                from provision.update.flow import HostReport
+
+                fleet_moved.append(host)
+                rollout.reports[host] = HostReport(host, status="unchanged", from_release=plan.live_release,
+                                                   to_release=plan.release,
+                                                   notes=["refs moved: updated with every app host after the deploy"])
+            elif plan.live_path and plan.live_path != plan.release_path:
                 moved[host] = plan
             else:
                 if not args.check:  # a deployed, verified release is a rollback target
@@ -206,4 +215,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     rollout.options.serial = "100%"
     rollout.options.sequential_flows = True
     code = rollout.run(build)
+    if layout is not None and fleet_moved and not args.check and max([code, *codes]) == 0:
+        from dataclasses import replace
+
+        from provision.update.fleet_run import FleetRollout
+
+        moved_layout = replace(layout, app=tuple(h for h in layout.app if h in fleet_moved))
+        code = FleetRollout(args, moved_layout, RolloutOptions(operation="deploy"), _playbook("update.yml"),
+                            _reporter(args)).run()
     return max([code, *codes])
