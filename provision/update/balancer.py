@@ -63,8 +63,15 @@ def sh(command):
     return out.returncode, (out.stderr or out.stdout).strip()[-600:]
 
 def shutting_down():
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True)
-    return sum(1 for line in out.stdout.splitlines() if "nginx: worker process is shutting down" in line)
+    count = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                    count += b"worker process is shutting down" in fh.read()
+            except OSError:
+                pass
+    return count
 
 try:
     old = open(path).read()
