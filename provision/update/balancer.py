@@ -43,7 +43,8 @@ def mark_server(text: str, addresses: Iterable[str], down: bool) -> tuple[str, i
         else:
             host = address.split(":")[0] if address.count(":") == 1 else address
         params = [p for p in found.group("params").split() if p]
-        if host in wanted or address in wanted:
+        named = re.search(r"#\s*app:(\S+)", found.group("tail"))  # the deploy's `# app:<inventory name>`
+        if host in wanted or address in wanted or (named is not None and named.group(1) in wanted):
             matched += 1
             params = [p for p in params if p != "down"] + (["down"] if down else [])
             body = found.group("head") + address + "".join(" " + p for p in params) + ";" + found.group("tail")

@@ -64,3 +64,14 @@ def test_the_host_script_is_valid_python_and_refuses_a_missing_host(tmp_path) ->
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "no server line for app9" in result.stderr
     assert path.read_text() == UPSTREAMS
+
+
+def test_the_deploys_line_format_matches_by_inventory_name_and_keeps_its_comment() -> None:
+    text = ("upstream frappe-app-hosts {\n"
+            "\tserver 10.213.5.3:80 max_fails=1 fail_timeout=10s;  # app:app1\n"
+            "\tserver 10.213.5.4:80 max_fails=1 fail_timeout=10s;  # app:app2\n"
+            "\tkeepalive 16;\n}\n")
+    out, matched, up = mark_server(text, ["app2"], down=True)
+    assert matched == 1 and up == 1
+    assert "\tserver 10.213.5.4:80 max_fails=1 fail_timeout=10s down;  # app:app2\n" in out
+    assert mark_server(out, ["app2"], down=False)[0] == text
