@@ -103,6 +103,9 @@ def swap_files(site_dir: str, tars: list[str], stage: str) -> list[tuple[str, st
         if not os.path.isdir(new):
             continue
         live = os.path.join(site_dir, kind, "files")
+        if os.path.islink(live) or os.path.ismount(live):
+            swapped.append(swap_inside(os.path.realpath(live), new, os.path.basename(stage)))
+            continue
         old = os.path.join(stage, f"old-{kind}-files")
         os.makedirs(os.path.dirname(live), exist_ok=True)
         if os.path.exists(live):
@@ -112,11 +115,45 @@ def swap_files(site_dir: str, tars: list[str], stage: str) -> list[tuple[str, st
     return swapped
 
 
+def swap_inside(live: str, new: str, tag: str) -> tuple[str, str]:
+    """Swap the contents of a files folder that cannot be renamed (a multi-server bench's bind mount
+    of the shared store): the old entries go into a work folder inside it, the new ones come up.
+    Returns (live, work folder); the work folder goes once the restore is proven."""
+    work = os.path.join(live, f".provision-restore-{tag}")
+    os.makedirs(os.path.join(work, "old"))
+    shutil.move(new, os.path.join(work, "new"))  # onto the share first: the swap is then renames only
+    for name in os.listdir(live):
+        if name != os.path.basename(work):
+            os.rename(os.path.join(live, name), os.path.join(work, "old", name))
+    for name in os.listdir(os.path.join(work, "new")):
+        os.rename(os.path.join(work, "new", name), os.path.join(live, name))
+    return live, work
+
+
 def undo_files(swapped: list[tuple[str, str]]) -> None:
     for live, old in reversed(swapped):
+        if os.path.basename(old).startswith(".provision-restore-") and os.path.dirname(old) == live:
+            for name in os.listdir(live):
+                if name != os.path.basename(old):
+                    path = os.path.join(live, name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.remove(path)
+            for name in os.listdir(os.path.join(old, "old")):
+                os.rename(os.path.join(old, "old", name), os.path.join(live, name))
+            shutil.rmtree(old, ignore_errors=True)
+            continue
         shutil.rmtree(live, ignore_errors=True)
         if os.path.exists(old):
             os.rename(old, live)
+
+
+def drop_work(swapped: list[tuple[str, str]]) -> None:
+    """The old files of a swap made inside a mount, once the restore is proven."""
+    for live, old in swapped:
+        if os.path.dirname(old) == live:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def new_db_name(req: dict[str, Any], current: str) -> str:
@@ -230,6 +267,7 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
                 drop_user(root, new_user)
         raise
     shutil.rmtree(stage, ignore_errors=True)
+    drop_work(swapped)
     if req.get("keep_old_db"):
         steps.append(f"kept the old database {db['name']}")
     else:
