@@ -9,6 +9,7 @@ lives in ``runner.py``. How a task is evaluated (its variables, loop, conditions
 from __future__ import annotations
 
 import fnmatch
+import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .lookahead import Lookahead
 from .playbook import Play, Task
 from .registry import get_module
 from .runstate import HostState, RunShared
+from .secrets import secret_values
 from .variables import VariableLayers
 
 
@@ -204,6 +206,8 @@ class HostRun:
             exc.source = exc.source or task.source
             raise
         self.shared.redactor.add(str(args[name]) for name in cls.secret_args() if args.get(name))
+        self.shared.redactor.add(secret_values({"json_args": [_json_mapping(args[name]) for name in cls.secret_args()
+                                                              if args.get(name)]}))
         if cls.runs_command_line:
             self._warn_secret_on_command_line(task, args)
         become_user = self.evaluation.become_user_of(task, scope, inherited)
@@ -341,6 +345,17 @@ def _number(templar: Any, value: Any, scope: dict[str, Any], task: Task, keyword
                             source=task.source)
     return number or None if keyword == "timeout" else number
 
+
+
+def _json_mapping(value: Any) -> Any:
+    """A secret argument holding a JSON object (a site_config.json): its credential-named values are secret too."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
 
 
 def _register(result: TaskResult) -> dict[str, Any]:

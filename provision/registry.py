@@ -41,6 +41,7 @@ _REGISTRY: dict[str, str] = {
     "mariadb": "mariadb:MariaDB",
     "site": "site:Site",
     "certificate": "certificate:Certificate",
+    "firewall": "firewall:Firewall",
 }
 
 _loaded: dict[str, type[Module]] = {}

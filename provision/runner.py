@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -88,6 +88,29 @@ def template_search_path(project_dir: Path, playbook_dir: Path | None = None) ->
     return paths
 
 
+class HostVars(Mapping[str, Any]):
+    """``hostvars``: each host's inventory variables plus what ``register``/``set_fact`` recorded on it
+    so far in this run (as in Ansible), so a later play can use what an earlier one found on another
+    host (a multi-server deploy reads the first app host's site configs, the files host's key)."""
+
+    def __init__(self, inventory: Inventory, states: Mapping[str, HostState]) -> None:
+        self._inventory = inventory
+        self._states = states
+
+    def __getitem__(self, name: str) -> Any:
+        values = self._inventory.hosts[name].vars
+        state = self._states.get(name)
+        if state is None or not state.runtime:
+            return values
+        return {**values, **dict(state.runtime)}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._inventory.hosts)
+
+    def __len__(self) -> int:
+        return len(self._inventory.hosts)
+
+
 class Runner:
     """Runs playbooks against an inventory."""
 
@@ -100,7 +123,7 @@ class Runner:
         self.hosts: dict[str, HostState] = {}
         self.shared: RunShared | None = None
         self._play_files: dict[int, PlayFiles] = {}
-        self._hostvars: dict[str, Any] = {}
+        self._hostvars: Mapping[str, Any] = {}
         self._limit: set[str] | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
 
@@ -118,7 +141,7 @@ class Runner:
         self._limit = limit
         if limit is not None and not limit:
             raise InventoryError(f"--limit {self.options.limit!r} matches no host")
-        self._hostvars = {name: h.vars for name, h in self.inventory.hosts.items()}
+        self._hostvars = HostVars(self.inventory, self.hosts)
         for play in playbook.plays:
             for host in self._play_hosts(play, limit):
                 if host.name not in self.hosts:

@@ -26,8 +26,8 @@ import jinja2
 
 from .errors import Source, TemplateError
 from .frappe_ports import nginx_site_ports
-from .server_roles import FILTERS as ROLE_FILTERS
 from .secrets import Secret, mark_secret, note_derived, taint_filters
+from .server_roles import FILTERS as ROLE_FILTERS
 
 _MARKERS = ("{{", "{%")
 _MAX_DEPTH = 20

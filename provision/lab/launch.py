@@ -33,6 +33,12 @@ for dev in null zero full random urandom tty; do
     touch "$root/dev/$dev"
     mount --bind "/dev/$dev" "$root/dev/$dev"
 done
+# FUSE (sshfs mounts of a deploy's shared files) where the machine has it; the host's own mounts stay in
+# its mount namespace.
+if [ -c /dev/fuse ]; then
+    touch "$root/dev/fuse"
+    mount --bind /dev/fuse "$root/dev/fuse"
+fi
 mkdir -p "$root/dev/pts" "$root/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$root/dev/pts"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"

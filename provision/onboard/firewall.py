@@ -22,11 +22,23 @@ NFTABLES_CONF = "/etc/nftables.conf"
 APPLY_DELAY = 1
 
 
-def render_ruleset(ssh_port: int, ports: Sequence[int] = (80, 443)) -> str:
-    """Our own table (other tables are left alone), replaced in one transaction by ``nft -f``."""
+def render_ruleset(ssh_port: int, ports: Sequence[int] = (80, 443),
+                   restricted: Sequence[tuple[Sequence[int], Sequence[str]]] = ()) -> str:
+    """Our own table (other tables are left alone), replaced in one transaction by ``nft -f``.
+
+    ``restricted``: (ports, source addresses) pairs, each port accepted from those addresses only
+    (a deploy's database, Redis and files hosts: their ports from the app hosts).
+    """
     allowed = ", ".join(str(p) for p in sorted({ssh_port, 22, *ports}))
+    header = ("# Written by provision onboard: incoming SSH, HTTP and HTTPS only; everything the host starts "
+              "itself is answered.")
+    only_from = ""
+    if restricted:
+        header = ("# Written by provision deploy: incoming SSH, and each service port from the hosts that use it "
+                  "only; everything the host starts itself is answered.")
+        only_from = "".join(_restricted_rule(list(p), list(a)) for p, a in restricted if p and a)
     return f"""#!/usr/sbin/nft -f
-# Written by provision onboard: incoming SSH, HTTP and HTTPS only; everything the host starts itself is answered.
+{header}
 table {TABLE}
 delete table {TABLE}
 table {TABLE} {{
@@ -40,8 +52,42 @@ table {TABLE} {{
         iif "lo" accept
         meta l4proto {{ icmp, ipv6-icmp }} accept
         tcp dport {{ {allowed} }} accept
-    }}
+{only_from}    }}
 }}
+"""
+
+
+def _restricted_rule(ports: Sequence[int], addresses: Sequence[str]) -> str:
+    dports = ", ".join(str(p) for p in sorted(set(ports)))
+    lines = ""
+    for family, group in (("ip", [a for a in addresses if ":" not in a]), ("ip6", [a for a in addresses if ":" in a])):
+        if group:
+            sources = ", ".join(sorted(set(group)))
+            lines += f"        {family} saddr {{ {sources} }} tcp dport {{ {dports} }} accept\n"
+    return lines
+
+
+def deploy_apply_script() -> str:
+    """Apply the ruleset on stdin now (checked first with ``nft -c``) and keep it across reboots.
+
+    A deploy has no second login to confirm with (onboard's revert timer, ``arm_script``): it is safe
+    without one because every ruleset of ``render_ruleset`` accepts SSH before any drop, and the
+    established session survives ``nft -f`` (conntrack keeps it).
+    """
+    return f"""set -e
+command -v nft >/dev/null || {{ echo "nft is not installed (Debian package nftables)" >&2; exit 1; }}
+mkdir -p "$(dirname {RULES_FILE})"
+cat > {RULES_FILE}.new
+if ! out=$(nft -c -f {RULES_FILE}.new 2>&1); then
+    echo "nft -c rejected the ruleset: $out" >&2; rm -f {RULES_FILE}.new; exit 3
+fi
+nft -f {RULES_FILE}.new
+mv -f {RULES_FILE}.new {RULES_FILE}
+if [ -f {NFTABLES_CONF} ] && ! grep -qF 'include "{RULES_FILE}"' {NFTABLES_CONF}; then
+    printf '\\n# Added by provision\\ninclude "{RULES_FILE}"\\n' >> {NFTABLES_CONF}
+fi
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then systemctl enable -q nftables || true; fi
+echo "nftables: {TABLE} applied and kept in {RULES_FILE}"
 """
 
 

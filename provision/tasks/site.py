@@ -33,6 +33,12 @@ class Site(Module):
     db_name: database name for a new site (default: frappe's own)
     config: keys to set in the site's site_config.json (values kept as given)
     bench_cli: the bench command (default bench)
+    db_host: the MariaDB host for a new site (``bench new-site --db-host``; frappe writes it to site_config)
+    db_port: its port (``--db-port``)
+    site_config: (secret) the JSON text of site_config.json, to join a site another host created: the
+        site's directory is made here with exactly this config (sent on stdin), and nothing else is
+        done (its apps live in the shared database). Several app servers use it for every app host
+        but the one that created the site.
     """
 
     name = "site"
@@ -47,6 +53,9 @@ class Site(Module):
         "db_name": Arg(str),
         "config": Arg(dict, default={}),
         "bench_cli": Arg(str, default="bench"),
+        "db_host": Arg(str),
+        "db_port": Arg(int),
+        "site_config": Arg(str, secret=True),
     }
 
     def facts(self, args: dict[str, Any]) -> Probe[tuple[dict[str, str], str, str]]:
@@ -77,6 +86,8 @@ class Site(Module):
         if flags.get("link") == "not-a-link":
             return Plan(error=f"{link} exists and is not a link to {shared}\n"
                               "fix: move that site directory to the shared sites directory, then re-run")
+        if args.get("site_config"):
+            return self._join(args, flags, config, shared, link)
         if flags.get("shared") != "yes":
             return self._create(args, wanted, shared, link)
         steps: list[str] = []
@@ -129,6 +140,37 @@ class Site(Module):
         first.check_msg, first.data = summary.msg, summary.data
         return first
 
+    def _join(self, args: dict[str, Any], flags: dict[str, str], config: str, shared: str, link: str) -> Plan:
+        """This host serves a site another host created: the same site_config.json, the site's folders, the link."""
+        site = args["name"]
+        try:
+            wanted = json.loads(args["site_config"])
+        except json.JSONDecodeError:
+            wanted = None
+        if not isinstance(wanted, dict) or not wanted.get("db_name"):
+            return Plan(error=f"site {site}: site_config is not the JSON of a site_config.json (with db_name)")
+        steps = []
+        if flags.get("shared") != "yes" or _load_json(config) != wanted:
+            steps.append("site_config.json from the host that created it" if flags.get("shared") == "yes"
+                         else "joined (site_config.json from the host that created it)")
+        if flags.get("link") != shared:
+            steps.append("linked into this release")
+        if not steps:
+            return Plan(f"{site}: site config as on the host that created it")
+        dirs = " ".join(quote(f"{shared}/{d}") for d in ("public/files", "private/files", "private/backups",
+                                                         "locks", "logs"))
+        script = (
+            "set -e\n"
+            f"mkdir -p {dirs}\n"
+            f"umask 077\n"
+            f"cat > {quote(shared + '/site_config.json.provision-tmp')}\n"
+            f"mv -f {quote(shared + '/site_config.json.provision-tmp')} {quote(shared + '/site_config.json')}\n"
+            f"ln -sfn {quote(shared)} {quote(link)}\n"
+        )
+        message = f"{site}: {'; '.join(steps)}"
+        return Plan(message, script=script, stdin=(json.dumps(wanted, indent=1, sort_keys=True) + "\n").encode(),
+                    check_msg=f"{site}: would {'; '.join(steps)}")
+
     def _create(self, args: dict[str, Any], wanted: list[str], shared: str, link: str) -> Plan:
         site = args["name"]
         if not args.get("admin_password") or not args.get("db_root_password"):
@@ -137,6 +179,10 @@ class Site(Module):
         words = [args["bench_cli"], "new-site", site, "--db-root-username", args["db_root_username"]]
         if args.get("db_name"):
             words += ["--db-name", args["db_name"]]
+        if args.get("db_host"):
+            words += ["--db-host", args["db_host"]]
+        if args.get("db_port"):
+            words += ["--db-port", str(args["db_port"])]
         for app in wanted[1:]:
             words += ["--install-app", app]
         # frappe asks for the root password, then the Administrator password twice (getpass reads
