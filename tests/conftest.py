@@ -19,6 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # distribution), except the multi-server e2e modules, which share one group so that their one
 # session-scoped five-host deploy (tests/e2e/multiserver.py) happens once per run, on one worker.
 MULTISERVER_GROUP = "multiserver"
+MULTISERVER_TIMEOUT = 3600  # seconds: pyproject's 900 per test, but the first one waits for the deploy
 
 
 def xdist_group_of(path: Path) -> str:
@@ -31,5 +32,9 @@ def xdist_group_of(path: Path) -> str:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        group = xdist_group_of(item.path)
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
+            item.add_marker(pytest.mark.xdist_group(group))
+        # whichever multi-server test runs first sets up the five-host deploy inside its own timeout
+        if group == MULTISERVER_GROUP and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(MULTISERVER_TIMEOUT))

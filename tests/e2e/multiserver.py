@@ -14,6 +14,7 @@ API (``MultiServer``):
 - ``deploy(*args)``: ``provision deploy prod --json *args``
 - ``lb(path, site)`` / ``direct(name, path, site)``: (status, body) through the lb / from one app host's nginx
 - ``events(result)``, ``failures(result)``, ``recap(result)``: the JSON events of a run
+- ``first_deploy``: the fixture's deploy run (CompletedProcess: stdout holds its JSON events)
 - ``project``: the project directory (inventory.yml); ``repos``: the git daemon's URL (``{repos}/ledger``)
 Constants: ``SITES``, ``APP_HOSTS``, ``DB_ROOT_PASSWORD``, ``ADMIN_PASSWORD``, ``REDIS_PASSWORD``.
 Tests leave the system as they found it (restart what they stop, put drained hosts back).
@@ -63,6 +64,7 @@ class MultiServer:
     project: Path
     repos: str
     names: dict[str, str] = field(default_factory=lambda: dict(HOSTS))
+    first_deploy: subprocess.CompletedProcess[str] | None = None  # the fixture's deploy (its JSON events)
 
     def address(self, name: str) -> str:
         return self.lab.host(self.names[name]).address
@@ -187,7 +189,7 @@ def multiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiServe
         write_inventory(project, lab, repos)
         system = MultiServer(lab, project, repos)
         started = time.monotonic()
-        result = system.deploy()
+        result = system.first_deploy = system.deploy()
         print(f"[multiserver] deploy took {time.monotonic() - started:.0f} s")
         if result.returncode != 0:
             pytest.fail(f"the multi-server deploy failed (exit {result.returncode}):\n{failures(result)}")

@@ -78,7 +78,7 @@ def test_exactly_one_app_host_runs_the_scheduler(multiserver: MultiServer) -> No
     for name in APP_HOSTS:
         status = multiserver.as_frappe(name, "supervisorctl status")
         programs = dict(line.split()[:2] for line in status.stdout.splitlines() if line.strip())
-        running[name] = [p for p, state in programs.items() if "schedule" in p and state == "RUNNING"]
+        running[name] = [p.split(":")[-1] for p, state in programs.items() if "schedule" in p and state == "RUNNING"]
         assert any("worker" in p and state == "RUNNING" for p, state in programs.items()), (name, status.stdout)
     assert running == {"app1": ["frappe-bench-frappe-schedule"], "app2": []}
 
@@ -108,6 +108,19 @@ def test_mariadb_on_the_db_host_refuses_the_lb_host(multiserver: MultiServer) ->
     # and no site account is granted for any host but the app hosts
     hosts = multiserver.ssh("db", "mariadb -N -e \"SELECT DISTINCT Host FROM mysql.user WHERE User LIKE '\\\\_%'\"")
     assert set(hosts.stdout.split()) == {multiserver.address(name) for name in APP_HOSTS}
+
+
+def test_every_app_host_has_the_same_site_config_and_no_secret_was_printed(multiserver: MultiServer) -> None:
+    assert multiserver.first_deploy is not None
+    printed = multiserver.first_deploy.stdout + multiserver.first_deploy.stderr
+    for site in SITES:
+        path = f"/home/frappe/shared/sites/{site}/site_config.json"
+        configs = {name: multiserver.ssh(name, f"cat {path}").stdout for name in APP_HOSTS}
+        assert json.loads(configs["app1"]) == json.loads(configs["app2"]), site
+        config = json.loads(configs["app1"])
+        assert config["db_host"] == multiserver.address("db")
+        assert config["db_password"] not in printed
+        assert multiserver.ssh("app2", f"stat -c %a {path}").stdout.strip() == "600"
 
 
 def test_a_second_deploy_changes_nothing(multiserver: MultiServer) -> None:

@@ -117,3 +117,38 @@ def test_helpers() -> None:
     flags, config, apps = _split(site_state("yes", "x", {"a": 1}, ["frappe"]))
     assert flags == {"shared": "yes", "link": "x"} and json.loads(config) == {"a": 1}
     assert _installed_apps(apps, "s1.local") == ["frappe"]
+
+
+JOIN_CONFIG = {"db_name": "_abc", "db_password": "site-db-pw-77", "db_host": "10.0.0.4", "db_port": 3306}
+
+
+def run_join(state: str, *, check: bool = False) -> tuple[Any, FakeContext]:
+    ctx = FakeContext(check=check)
+    args = Site.coerce({"name": "s1.local", "bench": "/b/r1", "sites_dir": "/b/shared/sites",
+                        "site_config": json.dumps(JOIN_CONFIG)})
+    return execute_module(Site(), args, ctx, state), ctx
+
+
+def test_a_site_another_host_created_is_joined_with_its_config_on_stdin() -> None:
+    result, ctx = run_join(site_state("no", "none", None, None))
+    assert result.status == "changed" and "joined" in result.msg
+    ((script, stdin, _),) = ctx.calls
+    assert "site-db-pw-77" not in script and "new-site" not in script
+    assert json.loads(stdin or b"") == JOIN_CONFIG
+    assert "ln -sfn /b/shared/sites/s1.local /b/r1/sites/s1.local" in script
+    assert "mkdir -p /b/shared/sites/s1.local/public/files" in script
+
+
+def test_a_joined_site_with_the_same_config_is_ok_and_a_different_one_is_replaced() -> None:
+    result, ctx = run_join(site_state("yes", "/b/shared/sites/s1.local", JOIN_CONFIG, ["frappe"]))
+    assert result.status == "ok" and not ctx.calls
+    result, ctx = run_join(site_state("yes", "/b/shared/sites/s1.local", {**JOIN_CONFIG, "db_password": "old"},
+                                      ["frappe"]))
+    assert result.status == "changed" and "site_config.json from the host that created it" in result.msg
+
+
+def test_a_new_site_against_a_db_host_passes_it_to_new_site() -> None:
+    ctx = FakeContext()
+    args = Site.coerce({**SITE_ARGS, "db_host": "10.0.0.4", "db_port": 3307})
+    execute_module(Site(), args, ctx, site_state("no", "none", None, None))
+    assert "--db-host 10.0.0.4 --db-port 3307" in ctx.calls[0][0]
