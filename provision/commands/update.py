@@ -186,6 +186,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 rollout.reports[host] = HostReport(host, status="failed", step="deploy",
                                                    error=recorder.failed.get(host, "the deploy did not finish"))
                 continue
+            if data.get("bench") is False:  # a db, redis, files or lb host of several servers: no bench
+                from provision.update.flow import HostReport
+
+                rollout.reports[host] = HostReport(host, status="unchanged", notes=["no bench (service host)"])
+                continue
             plan = HostPlan.from_debug(host, data)
             if plan.live_path and plan.live_path != plan.release_path and layout is not None and host in layout.app:
                 from provision.update.flow import HostReport

@@ -24,6 +24,8 @@ import pytest
 import yaml
 
 from provision.frappe_ports import nginx_site_ports
+from provision.server_roles import FILTERS as ROLE_FILTERS
+from provision.templating import FILTERS as ENGINE_FILTERS
 from tests.unit.test_templates import render_derived
 
 pytestmark = pytest.mark.integration
@@ -99,6 +101,8 @@ def render(name: str, values: dict[str, Any]) -> str:
     env.filters["to_json"] = json.dumps
     env.filters["to_nice_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
     env.filters["nginx_site_ports"] = nginx_site_ports
+    env.filters.update(ROLE_FILTERS)
+    env.filters["bool"] = ENGINE_FILTERS["bool"]
     return render_derived(env, name, values)
 
 
@@ -130,6 +134,10 @@ class Bench:
             nginx_listen_address="127.0.0.1",
             nginx_ipv6=False,
             sites=[],
+            # the engine's magic variables: one host outside any role group
+            inventory_hostname="host1",
+            groups={"all": ["host1"], "ungrouped": ["host1"]},
+            hostvars={"host1": {}},
         )
 
     def write(self, name: str, dest: Path, **overrides: Any) -> Path:
