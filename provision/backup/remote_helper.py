@@ -187,7 +187,8 @@ def do_apps(req: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     req = json.loads(sys.stdin.readline())
     actions = {"sites": do_sites, "backup": do_backup, "apps": do_apps,
-               "import": globals().get("do_import")}  # defined by remote_restore.py, sent after this file
+               # defined by remote_restore.py, sent after this file
+               "import": globals().get("do_import"), "drop": globals().get("do_drop")}
     try:
         action = actions.get(req["action"])
         if action is None:

@@ -103,6 +103,9 @@ def swap_files(site_dir: str, tars: list[str], stage: str) -> list[tuple[str, st
         if not os.path.isdir(new):
             continue
         live = os.path.join(site_dir, kind, "files")
+        if os.path.islink(live) or os.path.ismount(live):
+            swapped.append(swap_inside(os.path.realpath(live), new, os.path.basename(stage)))
+            continue
         old = os.path.join(stage, f"old-{kind}-files")
         os.makedirs(os.path.dirname(live), exist_ok=True)
         if os.path.exists(live):
@@ -112,11 +115,45 @@ def swap_files(site_dir: str, tars: list[str], stage: str) -> list[tuple[str, st
     return swapped
 
 
+def swap_inside(live: str, new: str, tag: str) -> tuple[str, str]:
+    """Swap the contents of a files folder that cannot be renamed (a multi-server bench's bind mount
+    of the shared store): the old entries go into a work folder inside it, the new ones come up.
+    Returns (live, work folder); the work folder goes once the restore is proven."""
+    work = os.path.join(live, f".provision-restore-{tag}")
+    os.makedirs(os.path.join(work, "old"))
+    shutil.move(new, os.path.join(work, "new"))  # onto the share first: the swap is then renames only
+    for name in os.listdir(live):
+        if name != os.path.basename(work):
+            os.rename(os.path.join(live, name), os.path.join(work, "old", name))
+    for name in os.listdir(os.path.join(work, "new")):
+        os.rename(os.path.join(work, "new", name), os.path.join(live, name))
+    return live, work
+
+
 def undo_files(swapped: list[tuple[str, str]]) -> None:
     for live, old in reversed(swapped):
+        if os.path.basename(old).startswith(".provision-restore-") and os.path.dirname(old) == live:
+            for name in os.listdir(live):
+                if name != os.path.basename(old):
+                    path = os.path.join(live, name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.remove(path)
+            for name in os.listdir(os.path.join(old, "old")):
+                os.rename(os.path.join(old, "old", name), os.path.join(live, name))
+            shutil.rmtree(old, ignore_errors=True)
+            continue
         shutil.rmtree(live, ignore_errors=True)
         if os.path.exists(old):
             os.rename(old, live)
+
+
+def drop_work(swapped: list[tuple[str, str]]) -> None:
+    """The old files of a swap made inside a mount, once the restore is proven."""
+    for live, old in swapped:
+        if os.path.dirname(old) == live:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def new_db_name(req: dict[str, Any], current: str) -> str:
@@ -230,6 +267,7 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
                 drop_user(root, new_user)
         raise
     shutil.rmtree(stage, ignore_errors=True)
+    drop_work(swapped)
     if req.get("keep_old_db"):
         steps.append(f"kept the old database {db['name']}")
     else:
@@ -237,7 +275,22 @@ def switch_site(req: dict[str, Any], root: str, site_dir: str, config: dict[str,
         if new_user:  # the old database's own user goes with it
             drop_user(root, db["user"])
         steps.append(f"dropped the old database {db['name']}")
-    return {"steps_after": steps, "db_name": new_db}
+    return {"steps_after": steps, "db_name": new_db, "old_db": db["name"], "old_user": db["user"],
+            "new_user": bool(new_user)}
+
+
+def do_drop(req: dict[str, Any]) -> dict[str, Any]:
+    """The database a restore replaced (and its own user when the restore made a new one), once every
+    app host of a multi-server bench uses the restored one."""
+    config = read_json(os.path.join(req["sites_dir"], req["site"], "site_config.json"))
+    db = site_db(req, config)
+    if db["name"] == req["database"]:
+        raise Failed(f"{req['database']} is the site's live database: not dropped")
+    with root_option_file(req, db) as root:
+        mariadb(root, f"DROP DATABASE IF EXISTS {ident(req['database'])}")
+        if req.get("user"):
+            drop_user(root, req["user"])
+    return {"ok": True, "steps_after": [f"dropped the old database {req['database']}"]}
 
 
 def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) -> dict[str, Any]:
@@ -247,10 +300,21 @@ def new_site(req: dict[str, Any], root: str, new_db: str, db: dict[str, Any]) ->
         raise Failed(f"site {req['to_site']} already exists")
     password = secrets.token_hex(16)
     user = new_db  # Frappe logs in as a user named like the database (db_user is not honoured everywhere)
-    host = "localhost" if not db["host"] or db["host"] == "localhost" else "%"
-    mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
+    # a remote database: the addresses the old site's user logs in from (a multi-server bench's app
+    # hosts), never '%'
+    if not db["host"] or db["host"] == "localhost":
+        hosts = ["localhost"]
+    elif db["host"] in ("127.0.0.1", "::1"):
+        hosts = ["%"]  # the bench's own server over TCP, as before
+    else:
+        hosts = user_hosts(root, db["user"]) if db["user"] else []
+    if not hosts:
+        raise Failed(f"the database is on {db['host']}: the new site's user needs the addresses of the old site's "
+                     "user, and there is no old site to take them from")
     try:
-        mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
+        for host in hosts:
+            mariadb(root, f"CREATE USER {literal(user)}@{literal(host)} IDENTIFIED BY {literal(password)}")
+            mariadb(root, f"GRANT ALL PRIVILEGES ON {ident(new_db)}.* TO {literal(user)}@{literal(host)}")
         base = read_json(req["site_config"]) if req.get("site_config") else {}
         base.pop("db_user", None)
         config = {**base, "db_name": new_db, "db_password": password, "db_type": "mariadb"}

@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,15 +70,69 @@ def upload_backup(target: HostTarget, backup: StoredBackup, plain: Path, remote_
     return paths
 
 
+def point_peer_script(target: HostTarget, site: str, db_name: str) -> str:
+    """(frappe user) another app host's config of ``site`` pointed at ``db_name`` (atomic; same file when shared)."""
+    path = f"{target.sites_dir}/{site}/site_config.json"
+    program = (
+        "import json, os, sys\n"
+        "path, name = sys.argv[1], sys.argv[2]\n"
+        "config = json.load(open(path))\n"
+        "if config.get('db_name') != name:\n"
+        "    config['db_name'] = name\n"
+        "    tmp = path + '.provision-tmp'\n"
+        "    with open(tmp, 'w') as fh:\n"
+        "        json.dump(config, fh, indent=1, sort_keys=True)\n"
+        "        fh.flush()\n"
+        "        os.fsync(fh.fileno())\n"
+        "    os.chmod(tmp, os.stat(path).st_mode & 0o7777)\n"
+        "    os.replace(tmp, path)\n"
+        "print(config['db_name'])\n"
+    )
+    return f"python3 - {shlex.quote(path)} {shlex.quote(db_name)} <<'PV_PY'\n{program}PV_PY\n"
+
+
+def point_peers(target: HostTarget, peers: Sequence[HostTarget], site: str, answer: dict[str, Any], *,
+                keep_old_db: bool) -> None:
+    """Every other app host of a multi-server bench onto the restored database; only then the old one goes."""
+    for peer in peers:
+        try:
+            run_script(peer.connection, point_peer_script(peer, site, str(answer["db_name"])),
+                       become_user=peer.frappe_user)
+        except BackupError as exc:
+            raise BackupError(f"{site} is restored on {target.name} into {answer['db_name']}, but {peer.name} could "
+                              f"not be pointed at it and still uses {answer.get('old_db')} (kept): {exc.message}",
+                              hint=f"point {peer.name}'s site_config.json at {answer['db_name']}") from None
+        answer.setdefault("steps_after", []).append(f"{peer.name} uses {answer['db_name']}")
+    if keep_old_db:
+        answer["steps_after"].append(f"kept the old database {answer.get('old_db')}")
+        return
+    dropped = call_helper(target.connection, {
+        "action": "drop", "site": site, "sites_dir": target.sites_dir, "database": answer.get("old_db"),
+        "user": answer.get("old_user") if answer.get("new_user") else None,
+        "root_user": str(target.var("db_root_username") or "root"),
+        "root_password": str(target.var("db_root_password") or ""),
+    }, become_user=target.frappe_user, timeout=600)
+    if not dropped.get("ok"):
+        answer["steps_after"].append(f"the old database {answer.get('old_db')} was not dropped: {dropped.get('error')}")
+    else:
+        answer["steps_after"].extend(dropped.get("steps_after", []))
+
+
 def restore_site(target: HostTarget, backup: StoredBackup, *, site: str, to_site: str | None, force: bool,
                  backup_dir: Path, run_id: str, key: bytes | None, report: BackupReport,
-                 keep_old_db: bool) -> dict[str, Any]:
-    """Restore one backup onto ``target``; the helper's answer (steps done) or BackupError."""
+                 keep_old_db: bool, peers: Sequence[HostTarget] = ()) -> dict[str, Any]:
+    """Restore one backup onto ``target``; the helper's answer (steps done) or BackupError.
+
+    ``peers``: the other app hosts of a multi-server bench (their locks are taken too); they are
+    pointed at the restored database before the old one is dropped.
+    """
     from ..hostlock import HostLock
 
-    with tempfile.TemporaryDirectory(prefix="provision-restore-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="provision-restore-") as scratch, contextlib.ExitStack() as held:
         plain = check_stored(backup, key, Path(scratch))
         report.line(f"checked {backup.path} (every file matches its manifest)")
+        for peer in peers:
+            held.enter_context(HostLock(peer.connection, operation="restore", run_id=run_id))  # type: ignore[arg-type]
         with HostLock(target.connection, operation="restore", run_id=run_id):  # type: ignore[arg-type]
             live = site in list_sites(target)
             if to_site:
@@ -107,7 +163,7 @@ def restore_site(target: HostTarget, backup: StoredBackup, *, site: str, to_site
                     "bench_path": target.bench_path, "bench_cli": target.bench_cli, "dump": paths["dump"],
                     "tars": [paths[k] for k in ("public", "private") if k in paths],
                     "site_config": paths.get("config"), "tables": backup.manifest.get("tables", {}),
-                    "migrate": migrate and not to_site, "keep_old_db": keep_old_db,
+                    "migrate": migrate and not to_site, "keep_old_db": keep_old_db or bool(peers and not to_site),
                     "root_user": str(target.var("db_root_username") or "root"),
                     "root_password": str(target.var("db_root_password") or ""),
                 }, become_user=target.frappe_user, timeout=7200)
@@ -116,6 +172,8 @@ def restore_site(target: HostTarget, backup: StoredBackup, *, site: str, to_site
             if not answer.get("ok"):
                 raise BackupError(f"restore of {site} on {target.name} failed, the site keeps its old data: "
                                   f"{answer.get('error')}")
+            if peers and not to_site:
+                point_peers(target, peers, site, answer, keep_old_db=keep_old_db)
             return answer
 
 

@@ -82,13 +82,19 @@ def deploy_defaults() -> dict[str, Any]:
 
 
 def select_targets(inventory: Inventory, options: RunOptions, pattern: str | None, redactor: Redactor,
-                   cancel: threading.Event) -> list[HostTarget]:
-    """The hosts ``pattern`` (and --limit) select, each with its variables and an unopened connection."""
+                   cancel: threading.Event, *, one_per_bench: bool = False,
+                   names: list[str] | None = None) -> list[HostTarget]:
+    """The hosts ``pattern`` (and --limit) select (or ``names``), each with its variables and an unopened
+    connection; ``one_per_bench``: a multi-server bench's sites once, from its first app host."""
     from ..connspec import connection_spec
 
-    hosts = inventory.select(options.limit or pattern or "all")
+    hosts = [inventory.hosts[n] for n in names] if names is not None else \
+        inventory.select(options.limit or pattern or "all")
     if not hosts:
         raise InventoryError(f"{options.limit or pattern!r} matches no host in {inventory.file}")
+    if one_per_bench:
+        kept, _ = multiserver_hosts(inventory, [h.name for h in hosts])
+        hosts = [inventory.hosts[n] for n in kept]
     templar = Templar()
     defaults = deploy_defaults()
     targets = []
@@ -122,3 +128,24 @@ def backup_dir_of(targets: list[HostTarget], inventory: Inventory, override: Pat
                            hint="set backup_dir once for the group, or back up one group at a time")
     base = inventory.base_dir or Path.cwd()
     return (base / values.pop()).resolve()
+
+
+def multiserver_hosts(inventory: Inventory, selected: list[str]) -> tuple[list[str], list[str]]:
+    """(the hosts to back up, the app hosts) for a selection of a multi-server inventory.
+
+    The sites of app hosts are one set, shared by every app host (one database on the ``db``
+    host, the files on the ``files`` host): each is backed up once, from the first app host. The
+    ``db``, ``redis``, ``files`` and ``lb`` hosts have no bench of their own. A host in no role
+    group is a one-host bench and is backed up as always. Without role groups nothing changes.
+    """
+    from ..rolegroups import role_members
+
+    members = role_members(inventory)
+    app = members["app"]
+    if not app:
+        return selected, []
+    roles = {h for hosts in members.values() for h in hosts}
+    hosts = [h for h in selected if h not in roles]
+    if any(h in roles for h in selected):
+        hosts.insert(0, app[0])
+    return hosts, app

@@ -84,14 +84,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 # -- shared ------------------------------------------------------------------------------------------
 
 
-def _prepare(args: argparse.Namespace, pattern: str | None) -> tuple[list[HostTarget], Path, threading.Event]:
+def _prepare(args: argparse.Namespace, pattern: str | None, *,
+             one_per_bench: bool = False) -> tuple[list[HostTarget], Path, threading.Event]:
     from ..backup.targets import backup_dir_of, select_targets
     from ..cli import load_inventory, run_options
 
     inventory = load_inventory(args)
     options = run_options(args, pattern)
     cancel = threading.Event()
-    targets = select_targets(inventory, options, pattern, args.redactor, cancel)
+    targets = select_targets(inventory, options, pattern, args.redactor, cancel, one_per_bench=one_per_bench)
     return targets, backup_dir_of(targets, inventory, getattr(args, "backup_dir", None)), cancel
 
 
@@ -135,7 +136,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from ..cli import interrupts
     from ..errors import EXIT_INTERRUPTED
 
-    targets, backup_dir, cancel = _prepare(args, args.target)
+    targets, backup_dir, cancel = _prepare(args, args.target, one_per_bench=True)
     key = load_key(targets[0].variables)
     with _report(args, "backup", args.target) as report, interrupts(cancel.set):
         code = run_backup(targets, backup_dir, sites=args.site or None, with_files=_with_files(args, targets),
@@ -249,14 +250,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if backup is None:
         raise OptionsError(f"no verified backup {args.source!r} of {args.site} on {target.name} in {backup_dir}",
                            hint=f"`provision backup list --site {args.site}` shows the backups there are")
+    peers = _app_peers(args, target)
     with _report(args, "restore", args.host) as report:
         try:
             answer = restore_site(target, backup, site=args.site, to_site=args.to_site, force=args.force,
                                   backup_dir=backup_dir, run_id=uuid.uuid4().hex[:12],
                                   key=load_key(target.variables), report=report,
-                                  keep_old_db=bool(target.var("restore_keep_old_db", False)))
+                                  keep_old_db=bool(target.var("restore_keep_old_db", False)), peers=peers)
         finally:
-            target.connection.close()
+            for connection in [target.connection, *(p.connection for p in peers)]:
+                with contextlib.suppress(Exception):
+                    connection.close()
         for step in [*answer.get("steps", []), *answer.get("steps_after", [])]:
             report.line(f"        {step}")
         report.line(f"ok      restored {args.to_site or args.site} on {target.name} from {backup.path}")
@@ -264,6 +268,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
                       "backup": str(backup.path), "steps": answer.get("steps", []) + answer.get("steps_after", []),
                       "db_name": answer.get("db_name")})
     return 0
+
+
+def _app_peers(args: argparse.Namespace, target: HostTarget) -> list[HostTarget]:
+    """The other app hosts when ``target`` is one of a multi-server bench's (they share its sites)."""
+    from ..backup.targets import multiserver_hosts, select_targets
+    from ..cli import load_inventory, run_options
+
+    inventory = load_inventory(args)
+    _, app = multiserver_hosts(inventory, [target.name])
+    others = [h for h in app if h != target.name]
+    if target.name not in app or not others:
+        return []
+    return select_targets(inventory, run_options(args, None), None, args.redactor, threading.Event(), names=others)
 
 
 # -- cron --------------------------------------------------------------------------------------------

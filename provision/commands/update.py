@@ -79,8 +79,24 @@ def cmd_update(args: argparse.Namespace) -> int:
                              max_fail_percentage=args.max_fail_percentage, no_backup=args.no_backup,
                              check=args.check, app_refs=parse_app_refs(args.apps))
     playbook = _playbook("update.yml")
+    layout = _multiserver(args)
+    if layout is not None:  # app hosts behind a load balancer: one update of the whole system
+        from provision.update.fleet_run import FleetRollout
+
+        return FleetRollout(args, layout, options, playbook, _reporter(args)).run()
     rollout = Rollout(args, args.group, options, playbook, _reporter(args))
     return rollout.run(rollout.build_with(playbook))
+
+
+def _multiserver(args: argparse.Namespace) -> Any:
+    """The multi-server layout when GROUP's selection holds app hosts of an inventory with app and lb groups."""
+    from provision.cli import load_inventory
+    from provision.update.fleet_run import multiserver_layout
+
+    inventory = load_inventory(args)
+    pattern = f"{args.group}:&{args.limit}" if args.limit else args.group  # as cli.run_options combines them
+    selected = [host.name for host in inventory.select(pattern)]
+    return multiserver_layout(inventory, selected)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -161,6 +177,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                       _playbook("update.yml"), reporter)
 
     codes: list[int] = []
+    layout = _multiserver(args)
+    fleet_moved: list[str] = []  # app hosts of a multi-server bench whose refs moved: updated together after
 
     def build(hosts: list[str]) -> dict[str, HostPlan]:
         recorder, code = rollout.engine_run(deploy_playbook, limit=":".join(hosts))
@@ -180,7 +198,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 rollout.reports[host] = HostReport(host, status="unchanged", notes=["no bench (service host)"])
                 continue
             plan = HostPlan.from_debug(host, data)
-            if plan.live_path and plan.live_path != plan.release_path:
+            if plan.live_path and plan.live_path != plan.release_path and layout is not None and host in layout.app:
+                from provision.update.flow import HostReport
+
+                fleet_moved.append(host)
+                rollout.reports[host] = HostReport(host, status="unchanged", from_release=plan.live_release,
+                                                   to_release=plan.release,
+                                                   notes=["refs moved: updated with every app host after the deploy"])
+            elif plan.live_path and plan.live_path != plan.release_path:
                 moved[host] = plan
             else:
                 if not args.check:  # a deployed, verified release is a rollback target
@@ -201,4 +226,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     rollout.options.serial = "100%"
     rollout.options.sequential_flows = True
     code = rollout.run(build)
+    if layout is not None and fleet_moved and not args.check and max([code, *codes]) == 0:
+        from dataclasses import replace
+
+        from provision.update.fleet_run import FleetRollout
+
+        moved_layout = replace(layout, app=tuple(h for h in layout.app if h in fleet_moved))
+        code = FleetRollout(args, moved_layout, RolloutOptions(operation="deploy"), _playbook("update.yml"),
+                            _reporter(args)).run()
     return max([code, *codes])

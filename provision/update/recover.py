@@ -26,6 +26,12 @@ def recover_host(connection: Connection, local: Connection, plan: HostPlan, opti
     for run_id, entries in journals.items():
         live = connection.run(f"readlink {_q(plan.bench_path)}", become_user="root", timeout=60).stdout.strip()
         decision = journal.recovery_plan(entries, live)
+        refusal = _multi_server_refusal(entries, decision.action)
+        if refusal:
+            events.event("recovery", {"host": plan.host, "run_id": run_id, "action": "refused", "reason": refusal})
+            report.status = "failed"
+            report.step, report.error = "recover", f"run {run_id} was cut: {refusal}"
+            return report
         events.event("recovery", {"host": plan.host, "run_id": run_id, "action": decision.action,
                                   "reason": decision.reason})
         report.notes.append(f"run {run_id} was cut: {decision.action} ({decision.reason})")
@@ -73,3 +79,19 @@ def _q(text: str) -> str:
     from shlex import quote
 
     return quote(text)
+
+
+def _multi_server_refusal(entries: list[journal.Entry], action: str) -> str:
+    """Why a cut multi-server update is not finished here (its database is shared by every app host), or ""."""
+    begin = next((e for e in entries if e.step == journal.BEGIN), None)
+    if begin is None or not begin.data.get("multi_server") or action in ("none", "abort"):
+        return ""
+    if not any(e.step in (journal.MIGRATE, "db_restore") for e in entries):
+        return ""  # rolling (no migrate): this host is switched back or finished on its own
+    dumps = [f"{e.data.get('host')}:{e.data.get('dump')}" for e in entries
+             if e.step == "db_backup" and e.phase == "done"]
+    return ("a multi-server update was cut after its migrate began; the shared database is not restored "
+            "from one app host's journal. The pre-migrate backup: " + (", ".join(dumps) or "none") +
+            ". Restore it into a new database on the db host and point every app host's sites at it, "
+            "switch every app host back, then end the journal (append an end line).")
+

@@ -1,0 +1,117 @@
+"""The database steps of a multi-server update, run on the ``db`` host (root over MariaDB's unix socket).
+
+App hosts reach MariaDB over the network as each site's own user; the update's safety backup and
+its restore need more (a new database, grants), so they run where root needs no password: on the
+``db`` host itself. The backup is a consistent dump (``--single-transaction``, as Frappe's own)
+with every table's row count and checksum before and after it; the restore goes into a NEW
+database, proven equal to those checksums, then the site's user (for every address it is granted
+from: the app hosts) gets it. The migrated database is never dropped. Pointing the sites at the
+new database happens on the app hosts (``point_site_script``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .hostops import _TABLES, _python, site_config_script
+from .plan import HostPlan
+
+_DUMP = _TABLES + r'''
+import gzip, hashlib, os, shutil
+directory, db = sys.argv[1], sys.argv[2]
+os.makedirs(directory, mode=0o700, exist_ok=True)
+before = table_sums(db)
+dump = os.path.join(directory, "%s.sql.gz" % db)
+proc = subprocess.Popen(["mariadb-dump", "--single-transaction", "--quick", "--lock-tables=false",
+                         "--default-character-set=utf8mb4", db], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+with gzip.open(dump + ".tmp", "wb") as out:
+    shutil.copyfileobj(proc.stdout, out)
+err = proc.stderr.read().decode(errors="replace")
+if proc.wait() != 0:
+    os.remove(dump + ".tmp")
+    raise SystemExit("mariadb-dump %s failed: %s" % (db, err.strip()[-500:]))
+os.replace(dump + ".tmp", dump)
+after = table_sums(db)
+if before != after:
+    changed = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
+    raise SystemExit("the database changed while it was backed up (tables: %s): not a usable backup"
+                     % ", ".join(changed[:10]))
+digest = hashlib.sha256()
+with open(dump, "rb") as fh:
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+result = {"dir": directory, "dump": dump, "db_name": db, "sha256": digest.hexdigest(), "tables": after}
+with open(os.path.join(directory, "checksums.json"), "w") as fh:
+    json.dump(result, fh, indent=1, sort_keys=True)
+print(json.dumps(result))
+'''
+
+_RESTORE = _TABLES + r'''
+import gzip, shutil, time
+old_db, user, dump, expected_path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+expected = json.load(open(expected_path))["tables"]
+new_db = old_db[:40] + "_rb" + time.strftime("%Y%m%d%H%M%S")
+hosts = [r[0] for r in sql("SELECT Host FROM mysql.user WHERE User = '%s'" % user.replace("'", "''"))]
+if not hosts:
+    raise SystemExit("no MariaDB account %s for the site" % user)
+sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % ident(new_db))
+try:
+    with gzip.open(dump, "rb") as src:
+        proc = subprocess.Popen(["mariadb", new_db], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        shutil.copyfileobj(src, proc.stdin)
+        proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace")
+        if proc.wait() != 0:
+            raise SystemExit("importing %s failed: %s" % (dump, err.strip()[-500:]))
+    restored = table_sums(new_db)
+    if restored != expected:
+        changed = sorted(t for t in set(expected) | set(restored) if expected.get(t) != restored.get(t))
+        raise SystemExit("the restored copy differs from the backup's checksums (tables: %s)" % ", ".join(changed[:10]))
+    # the site's user, from every address it had (the app hosts'), never '%' added
+    for host in hosts:
+        sql("GRANT ALL PRIVILEGES ON %s.* TO '%s'@'%s'" % (ident(new_db), user.replace("'", "''"),
+                                                         host.replace("'", "''")))
+except BaseException:
+    # only the new, unproven copy is dropped; the site's own database was never touched
+    sql("DROP DATABASE IF EXISTS %s" % ident(new_db))
+    raise
+print(json.dumps({"old_db": old_db, "new_db": new_db, "tables": len(restored), "grants": hosts}))
+'''
+
+_SITE_DBS = r'''
+import json, os, sys
+shared, sites = sys.argv[1], json.loads(sys.argv[2])
+found = {}
+for site in sites:
+    config = json.load(open(os.path.join(shared, "sites", site, "site_config.json")))
+    # names only: the password stays on the host
+    found[site] = {"db_name": config["db_name"], "db_user": config.get("db_user") or config["db_name"]}
+print(json.dumps(found))
+'''
+
+
+def backup_root(run_id: str, base: str = "/var/backups/provision-update") -> str:
+    return f"{base}/{run_id}"
+
+
+def dump_script(directory: str, db_name: str) -> str:
+    """(root, db host) a consistent dump of ``db_name`` into ``directory``, checksummed before and after."""
+    return _python(_DUMP, directory, db_name)
+
+
+def restore_script(old_db: str, user: str, backup: Mapping[str, Any]) -> str:
+    """(root, db host) the dump into a new database, proven, granted to the site's user; prints new_db."""
+    return _python(_RESTORE, old_db, user, str(backup["dump"]), f"{backup['dir']}/checksums.json")
+
+
+def site_dbs_script(plan: HostPlan, sites: list[str]) -> str:
+    """(root, app host) each site's database and user name (never the password)."""
+    return _python(_SITE_DBS, plan.shared_path, json.dumps(sites))
+
+
+def point_site_script(plan: HostPlan, site: str, db_name: str, db_user: str) -> str:
+    """(frappe user, app host) the site's config pointed at ``db_name`` (atomic; a no-op when shared and done)."""
+    return site_config_script(plan, site, {"db_name": db_name, "db_user": db_user})
+
