@@ -19,7 +19,10 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((ROOT / "playbooks" / "vars" / "deploy_defaults.yml").read_text())
-DEPLOY = load_playbook(ROOT / "playbooks" / "deploy.yml").plays[0]
+PLAYS = load_playbook(ROOT / "playbooks" / "deploy.yml").plays
+# Every task of the deploy's plays (a one-host bench runs them all; see deploy.yml).
+TASKS = [t for play in PLAYS for t in walk_tasks(play.tasks)]
+HANDLERS = [h for play in PLAYS for h in play.handlers]
 TEMPLAR = Templar()
 
 
@@ -29,9 +32,10 @@ def site(name: str, **extra: Any) -> dict[str, Any]:
 
 def check(task_name: str, **inventory: Any) -> bool:
     """True when the deploy's assert task ``task_name`` passes (or is skipped) for these variables."""
-    task = next(t for t in walk_tasks(DEPLOY.tasks) if t.name == task_name)
+    task = next(t for t in TASKS if t.name == task_name)
     assert task.module == "assert"
-    values = {**DEFAULTS, "release": "r-new", "live_release_path": "", "release_path": "/b/r-new/frappe-bench",
+    values = {**DEFAULTS, "groups": {"all": ["h1"], "ungrouped": ["h1"]}, "inventory_hostname": "h1",
+              "release": "r-new", "live_release_path": "", "release_path": "/b/r-new/frappe-bench",
               **inventory}
     if not all(TEMPLAR.evaluate(str(w), values) for w in task.when):
         return True
@@ -75,22 +79,25 @@ def test_development_mode_never_builds_a_second_release() -> None:
 def runs(task: Task, mode: str) -> bool:
     """Whether the task's bench_mode conditions let it run in ``mode`` (other conditions ignored)."""
     conditions = [str(w) for w in task.when if "bench_mode" in str(w)]
-    return all(TEMPLAR.evaluate(c, {"bench_mode": mode}) for c in conditions)
+    return all(TEMPLAR.evaluate(c, {"bench_mode": mode, "bench_host": True}) for c in conditions)
 
 
 def sources(mode: str) -> set[str]:
-    return {Path(t.source.file).name for t in walk_tasks(DEPLOY.tasks) if runs(t, mode)}
+    """The one-host bench's parts (the multi-server roles and replicas have their own files)."""
+    return {Path(t.source.file).name for t in TASKS if runs(t, mode) and Path(t.source.file).parent.name == "includes"
+            and not Path(t.source.file).name.startswith("db_replica")}
 
 
 def test_each_mode_runs_its_own_parts_of_the_deploy() -> None:
     production, development = sources("production"), sources("development")
     # tls.yml and tls_issue.yml run in both: with tls off (which development mode requires) they change nothing
     common = {"preflight.yml", "live_release.yml", "system.yml", "services.yml", "user.yml", "bench.yml",
-              "tls.yml", "sites.yml", "tls_issue.yml", "update_plan.yml"}
+              "tls.yml", "sites.yml", "tls_issue.yml", "update_plan.yml",
+              "nginx_check.yml"}  # also the lb role's (which has no bench_mode)
     assert production == common | {"configs.yml", "verify.yml"}
     assert development == common | {"development.yml"}
 
 
 def test_development_mode_restarts_nothing_through_supervisor() -> None:
-    restart = next(h for h in DEPLOY.handlers if h.name == "restart bench")
+    restart = next(h for h in HANDLERS if h.name == "restart bench")
     assert runs(restart, "production") and not runs(restart, "development")
