@@ -21,7 +21,7 @@ from typing import Any
 
 from ..connection import Connection, LocalConnection, SSHConnection
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, ConnectError, ProvisionError
-from ..events import TaskDone
+from ..events import HostUnreachable, SilentReporter, TaskDone
 from ..runstate import HostState, RunOptions
 from .flow import FlowOptions, HostFlow, HostReport
 from .plan import HostPlan
@@ -31,20 +31,15 @@ from .report import UpdateReporter
 PLAN_TASK = "update plan"
 
 
-class PlanRecorder:
+class PlanRecorder(SilentReporter):
     """Keeps each host's ``update plan`` (the debug task's value) from a run's events."""
 
     def __init__(self) -> None:
         self.plans: dict[str, dict[str, Any]] = {}
         self.failed: dict[str, str] = {}
 
-    def play_started(self, event: Any) -> None: ...
-    def task_started(self, event: Any) -> None: ...
-    def host_unreachable(self, event: Any) -> None:
+    def host_unreachable(self, event: HostUnreachable) -> None:
         self.failed[event.host] = f"unreachable: {event.msg}"
-    def warning(self, message: str, *, host: str | None = None) -> None: ...
-    def recap(self, event: Any) -> None: ...
-    def close(self) -> None: ...
 
     def task_done(self, event: TaskDone) -> None:
         if event.task == PLAN_TASK and event.status == "ok" and isinstance(event.data.get("update_plan"), dict):

@@ -20,6 +20,11 @@ USER_TASKS = """\
   command: "true"
   changed_when: false
 """
+# The include both loop tests run (joined into a playbook's task list at 12 spaces).
+LOOPED_INCLUDE = """- include_tasks: user.yml
+              loop: [ada, bob]
+              loop_control: {loop_var: person, index_var: idx}
+              vars: {greeting: hi}"""
 
 
 def test_a_looped_include_runs_its_file_once_per_item_with_the_loop_var(tmp_path: Path) -> None:
@@ -28,12 +33,9 @@ def test_a_looped_include_runs_its_file_once_per_item_with_the_loop_var(tmp_path
         - hosts: all
           gather_facts: false
           tasks:
-            - include_tasks: user.yml
-              loop: [ada, bob]
-              loop_control: {loop_var: person, index_var: idx}
-              vars: {greeting: hi}
+            {looped_include}
             - debug: {msg: after}
-        """)
+        """.replace("{looped_include}", LOOPED_INCLUDE))
     assert code == 0
     assert (tmp_path / "ada.txt").read_text() == "ada hi 0\n"
     assert (tmp_path / "bob.txt").read_text() == "bob hi 1\n"
@@ -48,9 +50,8 @@ def test_a_templated_file_name_is_rendered_when_reached(tmp_path: Path) -> None:
     code, recorder, _ = run(tmp_path, """\
         - hosts: all
           gather_facts: false
-          vars: {family: debian}
           tasks:
-            - set_fact: {family: debian}
+            - set_fact: {family: debian}  # known only once the run reaches it
             - include_tasks: "os-{{ family }}.yml"
         """)
     assert code == 0
@@ -63,14 +64,11 @@ def test_when_skips_an_item_and_a_missing_file_fails_the_task(tmp_path: Path) ->
         - hosts: all
           gather_facts: false
           tasks:
-            - include_tasks: user.yml
-              loop: [ada, bob]
-              loop_control: {loop_var: person, index_var: idx}
-              vars: {greeting: hi}
+            {looped_include}
               when: person != 'ada'
             - include_tasks: "{{ 'nosuch' }}.yml"
             - debug: {msg: never}
-        """)
+        """.replace("{looped_include}", LOOPED_INCLUDE))
     assert code == 2
     assert not (tmp_path / "ada.txt").exists() and (tmp_path / "bob.txt").exists()
     failed = [e for e in recorder.done if e.status == "failed"]
