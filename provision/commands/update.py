@@ -106,18 +106,28 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     options = RolloutOptions(operation="rollback", serial=check_serial(args.serial),
                              max_fail_percentage=args.max_fail_percentage, check=args.check, rollback_to=args.to)
-    rollout = Rollout(args, args.group, options, _playbook("update.yml"), _reporter(args))
 
-    def target(plan: Any, connection: Any) -> Any:
+    def choose(plan: Any, connection: Any) -> tuple[Any, str]:
         listing = connection.run(releases.list_script(plan.frappe_home, plan.bench_path), become_user="root")
         live, found = releases.parse_list(listing.stdout)
         chosen = releases.rollback_target(found, live, args.to)
         if chosen is None:
-            wanted = f"release {args.to} is not a good release other than the live one" if args.to else \
-                "no earlier good release to go back to"
-            rollout.reports[plan.host] = HostReport(plan.host, status="failed", step="rollback", error=wanted)
-            return None
-        return plan.with_target(chosen.name)
+            return None, (f"release {args.to} is not a good release other than the live one" if args.to else
+                          "no earlier good release to go back to")
+        return plan.with_target(chosen.name), ""
+
+    layout = _multiserver(args)
+    if layout is not None:  # app hosts behind a load balancer go back together, drained one at a time
+        from provision.update.fleet_run import FleetRollout
+
+        return FleetRollout(args, layout, options, _playbook("update.yml"), _reporter(args), target=choose).run()
+    rollout = Rollout(args, args.group, options, _playbook("update.yml"), _reporter(args))
+
+    def target(plan: Any, connection: Any) -> Any:
+        chosen, error = choose(plan, connection)
+        if chosen is None:
+            rollout.reports[plan.host] = HostReport(plan.host, status="failed", step="rollback", error=error)
+        return chosen
 
     return rollout.run(None, target)
 
@@ -164,6 +174,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from provision.playbook import load_playbook
     from provision.run_habits import before_run
     from provision.update import releases
+    from provision.update.flow import HostReport
     from provision.update.plan import HostPlan
     from provision.update.rollout import Rollout, RolloutOptions
 
@@ -187,20 +198,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         for host in hosts:
             data = recorder.plans.get(host)
             if host in recorder.failed or data is None:
-                from provision.update.flow import HostReport
-
                 rollout.reports[host] = HostReport(host, status="failed", step="deploy",
                                                    error=recorder.failed.get(host, "the deploy did not finish"))
                 continue
             if data.get("bench") is False:  # a db, redis, files or lb host of several servers: no bench
-                from provision.update.flow import HostReport
-
                 rollout.reports[host] = HostReport(host, status="unchanged", notes=["no bench (service host)"])
                 continue
             plan = HostPlan.from_debug(host, data)
             if plan.live_path and plan.live_path != plan.release_path and layout is not None and host in layout.app:
-                from provision.update.flow import HostReport
-
                 fleet_moved.append(host)
                 rollout.reports[host] = HostReport(host, status="unchanged", from_release=plan.live_release,
                                                    to_release=plan.release,
@@ -215,8 +220,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                                                             only_if_built=True), become_user=plan.frappe_user)
                     finally:
                         connection.close()
-                from provision.update.flow import HostReport
-
                 rollout.reports[host] = HostReport(host, status="unchanged", from_release=plan.release,
                                                    to_release=plan.release)
         return moved

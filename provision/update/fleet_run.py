@@ -7,7 +7,8 @@ is recovered; the new release is built on every app host in one engine run (in p
 nothing live changes); the first app host decides which sites migrate; then the rolling update
 or the one maintenance window, with each step journalled on its app host (flow.py's steps). A
 sampler on the load balancer counts what the sites' users saw through it (failed requests, the
-seconds in maintenance). Single-host benches never come here.
+seconds in maintenance). ``provision rollback`` runs the same steps to a release every app host
+already has (each host's choice must agree). Single-host benches never come here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from .plan import SiteTarget
 from .recover import recover_host
 from .report import UpdateReporter
 from .rollout import Rollout, RolloutOptions
+
+# a rollback's choice for one app host: the plan switched to the release to go back to, or why there is none
+Target = Callable[[Any, Connection], tuple[Any, str]]
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,9 @@ class FleetRollout:
     """One update across a multi-server bench."""
 
     def __init__(self, args: argparse.Namespace, layout: Layout, options: RolloutOptions, playbook: Path,
-                 reporter: UpdateReporter) -> None:
+                 reporter: UpdateReporter, target: Target | None = None) -> None:
         self.layout = layout
+        self.target = target  # a rollback: each app host's release to go back to, instead of a build
         self.reporter = reporter
         self.playbook = playbook
         self.rollout = Rollout(args, ":".join(layout.app), options, playbook, reporter)
@@ -159,10 +164,16 @@ class FleetRollout:
                     return
                 if recovered is not None:
                     self.reporter.note(host, "; ".join(recovered.notes), label="recover")
-            built = rollout.build_with(self.playbook)(list(layout.app))
-            if any(h not in built for h in layout.app):
-                self._untouched(plans, "the release could not be built on every app host")
-                return
+            if self.target is None:
+                built = rollout.build_with(self.playbook)(list(layout.app))
+                if any(h not in built for h in layout.app):
+                    self._untouched(plans, "the release could not be built on every app host")
+                    return
+            else:
+                chosen = self._targets(plans, connections)
+                if chosen is None:
+                    return
+                built = chosen
             self._update(built, connections)
         finally:
             for lock in locks:
@@ -170,6 +181,25 @@ class FleetRollout:
                     lock.release()
             for connection in connections.values():
                 connection.close()
+
+    def _targets(self, plans: Mapping[str, Any], connections: Mapping[str, Connection]) -> dict[str, Any] | None:
+        """Each app host's rollback plan; None (every host reported, nothing touched) unless all go back to one
+        release: app hosts serving the same sites must run the same code."""
+        assert self.target is not None
+        chosen: dict[str, Any] = {}
+        for host in self.layout.app:
+            plan, error = self.target(plans[host], connections[host])
+            if plan is None:
+                self.rollout.reports[host] = HostReport(host, status="failed", step="rollback", error=error)
+                self._untouched(plans, f"{host} has no release to go back to")
+                return None
+            chosen[host] = plan
+        releases = sorted({plan.release for plan in chosen.values()})
+        if len(releases) > 1:
+            self._untouched(plans, "the app hosts would go back to different releases (" + ", ".join(
+                f"{h}: {p.release}" for h, p in chosen.items()) + "); name one with --to RELEASE")
+            return None
+        return chosen
 
     def _untouched(self, plans: Mapping[str, Any], why: str) -> None:
         for host in self.layout.app:

@@ -31,6 +31,15 @@ def test_every_site_answers_through_the_load_balancer(multiserver: MultiServer) 
                      for name in APP_HOSTS]
 
 
+def test_app_hosts_see_the_client_address_not_the_lbs(multiserver: MultiServer) -> None:
+    marker = f"/api/method/ping?client-address-{uuid.uuid4().hex[:8]}"
+    for _ in APP_HOSTS:  # the lb balances round robin: one request per app host reaches each
+        assert multiserver.lb(marker, SITES[0])[0] == 200
+    grep = f"grep -F {marker} /var/log/nginx/access.log || true"
+    logged = [line.split()[0] for name in APP_HOSTS for line in multiserver.ssh(name, grep).stdout.splitlines()]
+    assert logged and multiserver.address("lb") not in logged, logged
+
+
 def test_requests_keep_answering_with_app1_web_processes_stopped(multiserver: MultiServer) -> None:
     stop = multiserver.as_frappe("app1", "supervisorctl stop frappe-bench-web:")
     assert stop.returncode == 0, stop.stdout + stop.stderr

@@ -4,12 +4,14 @@ In order, on the one deploy (ledger@v1): a migrating update to v2 (one backup, o
 every app host switched in one measured maintenance window), a rolling update to v2.1 (no migrate)
 with a request loop through the load balancer that must see no failure, and v3-broken (its migrate
 fails: every app host back on v2.1, the database restored once into a new one whose every table
-equals the one before). The module ends by updating back to the inventory's v1 so the other
+equals the one before), then ``provision rollback`` to v2 (rolling, again with no failed request). The
+module ends by updating back to the inventory's v1 so the other
 multi-server tests find the system as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -134,7 +136,9 @@ def test_migrating_update_backs_up_and_migrates_once_in_one_measured_window(syst
     assert live_release(system, "app1").split("/")[-2] == live_release(system, "app2").split("/")[-2]
 
 
-def test_rolling_update_serves_every_request_through_the_load_balancer(system: MultiServer) -> None:
+@contextlib.contextmanager
+def requests_through_lb(ms: MultiServer) -> Iterator[tuple[list[int], list[tuple[str, int, str]]]]:
+    """A bounded ping loop through the load balancer while the body runs: (served count, failures)."""
     failed: list[tuple[str, int, str]] = []
     served = [0]
     done = threading.Event()
@@ -143,7 +147,7 @@ def test_rolling_update_serves_every_request_through_the_load_balancer(system: M
         deadline = time.monotonic() + 900  # bounded, whatever happens to the update
         while not done.is_set() and time.monotonic() < deadline:
             for site in SITES:
-                status, body = http(system.address("lb"), "/api/method/ping", site, timeout=10)
+                status, body = http(ms.address("lb"), "/api/method/ping", site, timeout=10)
                 served[0] += 1
                 if status != 200:
                     failed.append((site, status, body[:100]))
@@ -152,10 +156,15 @@ def test_rolling_update_serves_every_request_through_the_load_balancer(system: M
     loop = threading.Thread(target=hammer, daemon=True)
     loop.start()
     try:
-        result = update(system, "v2.1")
+        yield served, failed
     finally:
         done.set()
         loop.join(timeout=30)
+
+
+def test_rolling_update_serves_every_request_through_the_load_balancer(system: MultiServer) -> None:
+    with requests_through_lb(system) as (served, failed):
+        result = update(system, "v2.1")
     assert result.returncode == 0, system.failures(result)
     multi = multi_event(system, result)
     assert multi["mode"] == "rolling" and multi["status"] == "updated" and multi["updated"] == list(APP_HOSTS)
@@ -209,3 +218,21 @@ def test_broken_release_rolls_every_app_host_back_and_restores_the_data_once(sys
     assert drained(system) == []
     locks = [system.ssh(h, "ls /var/lib/provision/lock", check=False).returncode for h in ("lb", "app1", "app2", "db")]
     assert all(rc != 0 for rc in locks), locks
+
+
+def test_rollback_takes_every_app_host_back_one_at_a_time(system: MultiServer) -> None:
+    rows = {site: entries(system, site) for site in SITES}
+    with requests_through_lb(system) as (served, failed):
+        result = system.provision("rollback", "prod", timeout=UPDATE_TIMEOUT)
+    assert result.returncode == 0, system.failures(result)
+    multi = multi_event(system, result)
+    assert multi["mode"] == "rolling" and multi["status"] == "updated" and multi["updated"] == list(APP_HOSTS)
+    assert served[0] > 20 and failed == [], failed[:5]
+    steps = [(h, t) for h, t, _ in update_tasks(system, result) if t == "switch" or t.startswith("lb drain")]
+    assert steps == [("lb", "lb drain app1"), ("app1", "switch"), ("lb", "lb drain app2"), ("app2", "switch")]
+    for site in SITES:
+        assert entries(system, site) == rows[site]
+        for host in APP_HOSTS:
+            assert versions(system, site, host)["ledger"] == "2.0.0"
+    assert live_release(system, "app1").split("/")[-2] == live_release(system, "app2").split("/")[-2]
+    assert drained(system) == []

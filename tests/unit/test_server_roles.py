@@ -79,6 +79,7 @@ def test_deploy_defaults_derive_each_hosts_part() -> None:
     assert db["bench_host"] is False and db["host_private_address"] == "10.0.0.4"
     assert app1["remote_db_host"] == "10.0.0.4" and app1["remote_redis_host"] == "store"
     assert app1["app_addresses"] == ["10.0.0.2", "192.168.1.3"]
+    assert app1["lb_addresses"] == ["10.0.0.1"] and db["lb_addresses"] == []
     assert derived("app1", scheduler_host="app2")["runs_scheduler"] is False
     assert derived("app2", scheduler_host="app2")["runs_scheduler"] is True
 

@@ -70,6 +70,12 @@ def test_app_host_uses_the_redis_host_with_its_password_and_runs_no_redis() -> N
     assert sections["group:frappe-bench-workers"]["programs"].startswith("frappe-bench-frappe-schedule,")
 
 
+def test_app_host_nginx_takes_the_client_address_from_the_lb_only() -> None:
+    text = render("nginx.conf.j2", host("app1"))
+    assert "\tset_real_ip_from 10.0.0.1;\n\treal_ip_header X-Forwarded-For;\n\treal_ip_recursive on;\n" in text
+    assert "set_real_ip_from" not in render("nginx.conf.j2", variables())  # one host: no proxy in front
+
+
 def test_only_the_scheduler_host_has_the_scheduler() -> None:
     sections = ini_sections(render("supervisor.conf.j2", host("app2")))
     assert "program:frappe-bench-frappe-schedule" not in sections
