@@ -15,12 +15,19 @@ import json
 import re
 from collections.abc import Iterable
 from shlex import quote
+from typing import Any
 
 DEFAULT_UPSTREAMS_FILE = "/etc/nginx/conf.d/frappe-upstreams.conf"
 
 
-def mark_server(text: str, addresses: Iterable[str], down: bool) -> tuple[str, int, int]:
+def mark_server(text: str, addresses: Iterable[str], down: bool,
+                max_fails: int | None = None) -> tuple[str, int, int]:
     """``text`` with the ``server`` lines of ``addresses`` marked (or unmarked) ``down``.
+
+    With ``max_fails`` (the deploy's ``lb_max_fails``), every server line gets that value, except a
+    server left alone up in its upstream, which gets ``max_fails=0``: nginx would otherwise mark it
+    failed after one slow or refused request and, with every other server down, answer 502 for
+    ``fail_timeout`` seconds. So a rolling update's one serving host is never taken out.
 
     Returns the new text, how many lines name one of the addresses, and how many ``server`` lines
     are up afterwards (in every upstream of the file together).
@@ -28,14 +35,18 @@ def mark_server(text: str, addresses: Iterable[str], down: bool) -> tuple[str, i
     wanted = {a for a in addresses if a}
     line_re = re.compile(r"^(?P<head>\s*server\s+)(?P<addr>[^\s;]+)(?P<params>[^;]*);(?P<tail>.*)$")
     matched = 0
-    up = 0
-    out: list[str] = []
+    # pass 1: each line, or for a server line [head, address, params, tail, ending, block]
+    rows: list[str | list[Any]] = []
+    block = 0
+    up_in: dict[int, int] = {}
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
         ending = line[len(body):]
+        if re.match(r"^\s*upstream\s", body):
+            block += 1
         found = line_re.match(body)
         if found is None:
-            out.append(line)
+            rows.append(line)
             continue
         address = found.group("addr")
         if address.startswith("["):
@@ -47,11 +58,20 @@ def mark_server(text: str, addresses: Iterable[str], down: bool) -> tuple[str, i
         if host in wanted or address in wanted or (named is not None and named.group(1) in wanted):
             matched += 1
             params = [p for p in params if p != "down"] + (["down"] if down else [])
-            body = found.group("head") + address + "".join(" " + p for p in params) + ";" + found.group("tail")
         if "down" not in params and "backup" not in params:
-            up += 1
-        out.append(body + ending)
-    return "".join(out), matched, up
+            up_in[block] = up_in.get(block, 0) + 1
+        rows.append([found.group("head"), address, params, found.group("tail"), ending, block])
+    out: list[str] = []
+    for row in rows:
+        if isinstance(row, str):
+            out.append(row)
+            continue
+        head, address, params, tail, ending, in_block = row
+        if max_fails is not None and any(p.startswith("max_fails=") for p in params):
+            lone = "down" not in params and up_in.get(in_block, 0) == 1
+            params = [f"max_fails={0 if lone else max_fails}" if p.startswith("max_fails=") else p for p in params]
+        out.append(head + address + "".join(" " + p for p in params) + ";" + tail + ending)
+    return "".join(out), matched, sum(up_in.values())
 
 
 _DRAIN = r'''
@@ -78,7 +98,7 @@ try:
     old = open(path).read()
 except OSError as exc:
     raise SystemExit("cannot read the load balancer's upstreams file %s: %s" % (path, exc))
-new, matched, up = mark_server(old, p["addresses"], p["down"])
+new, matched, up = mark_server(old, p["addresses"], p["down"], p.get("max_fails"))
 if not matched:
     raise SystemExit("no server line for %s (%s) in %s" % (p["host"], ", ".join(p["addresses"]), path))
 if p["down"] and up < 1:
@@ -111,9 +131,10 @@ print(json.dumps({"host": p["host"], "down": p["down"], "lines": matched, "up": 
 
 
 def drain_script(upstreams_file: str, host: str, addresses: Iterable[str], *, down: bool,
-                 settle: float = 60.0) -> str:
+                 settle: float = 60.0, max_fails: int | None = None) -> str:
     """(root, on the lb) mark ``host``'s server lines down (or up), validate, reload, let old workers finish."""
     params = {"file": upstreams_file, "host": host, "addresses": sorted(set(addresses)), "down": down,
-              "settle": settle}
-    source = "from __future__ import annotations\nimport re\n" + inspect.getsource(mark_server) + _DRAIN
+              "settle": settle, "max_fails": max_fails}
+    imports = "from __future__ import annotations\nimport re\nfrom typing import Any\n"
+    source = imports + inspect.getsource(mark_server) + _DRAIN
     return f"python3 - {quote(json.dumps(params))} <<'PV_PY'\n{source.strip()}\nPV_PY\n"

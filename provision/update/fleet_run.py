@@ -261,7 +261,8 @@ class FleetRollout:
         kept_down = lb_vars.get("lb_drained_hosts") or []
         lbs = LbSteps({h: connections[h] for h in layout.lb}, upstreams,
                       {h: self.addresses(h) for h in layout.app}, self.reporter,
-                      keep_down=[str(h) for h in kept_down] if isinstance(kept_down, list) else [])
+                      keep_down=[str(h) for h in kept_down] if isinstance(kept_down, list) else [],
+                      max_fails=int(lb_vars.get("lb_max_fails", 1)))
         steps = [AppHostSteps(flows[h]) for h in layout.app]
         sampler = self._start_sampler(connections[layout.lb[0]], first, lb_vars)
         current = first.plan.host

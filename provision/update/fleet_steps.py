@@ -114,8 +114,10 @@ class LbSteps:
     """The load balancer(s): an app host's upstream lines marked down, then up again."""
 
     def __init__(self, connections: Mapping[str, Connection], upstreams_file: str,
-                 addresses: Mapping[str, Sequence[str]], events: Events, keep_down: Sequence[str] = ()) -> None:
+                 addresses: Mapping[str, Sequence[str]], events: Events, keep_down: Sequence[str] = (),
+                 max_fails: int | None = None) -> None:
         self.connections = connections
+        self.max_fails = max_fails  # lb_max_fails: a host left alone up gets 0 (balancer.mark_server)
         self.upstreams_file = upstreams_file
         self.addresses = addresses
         self.events = events
@@ -126,7 +128,8 @@ class LbSteps:
         for name, connection in self.connections.items():
             self.events.step_started(name, step, None)
             started = time.monotonic()
-            script = balancer.drain_script(self.upstreams_file, host, self.addresses[host], down=down)
+            script = balancer.drain_script(self.upstreams_file, host, self.addresses[host], down=down,
+                                           max_fails=self.max_fails)
             result = connection.run(script, become_user="root", timeout=300)
             if not result.ok:
                 message = f"{step} on {name} failed (exit {result.rc}):\n{result.tail(8)}"

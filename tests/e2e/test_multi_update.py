@@ -67,7 +67,7 @@ def versions(ms: MultiServer, site: str, host: str | None = None) -> dict[str, s
 
 def entries(ms: MultiServer, site: str) -> list[tuple[str, float]]:
     status, body = ms.lb("/api/method/ledger.api.entries", site)
-    assert status == 200, body
+    assert status == 200, (body, lb_errors(ms))
     return [(e["account"], float(e["amount"])) for e in json.loads(body)["message"]]
 
 
@@ -90,6 +90,11 @@ def drained(ms: MultiServer) -> list[str]:
     """The lb's upstream server lines that are marked down (the file's comment names the marker too)."""
     text = ms.ssh("lb", "cat /etc/nginx/conf.d/frappe-upstreams.conf").stdout
     return [line.strip() for line in text.splitlines() if line.strip().startswith("server ") and " down" in line]
+
+
+def lb_errors(ms: MultiServer) -> str:
+    """The lb's last nginx errors: why a request through it failed."""
+    return ms.ssh("lb", "tail -n 15 /var/log/nginx/error.log", check=False).stdout
 
 
 def update(ms: MultiServer, ref: str) -> Any:
@@ -169,7 +174,7 @@ def test_rolling_update_serves_every_request_through_the_load_balancer(system: M
     multi = multi_event(system, result)
     assert multi["mode"] == "rolling" and multi["status"] == "updated" and multi["updated"] == list(APP_HOSTS)
     assert multi["window_s"] is None and multi["migrated"] == []
-    assert served[0] > 20 and failed == [], failed[:5]
+    assert served[0] > 20 and failed == [], (failed[:5], lb_errors(system))
     assert all(d["failed"] == 0 for d in multi["through_lb"].values()), multi["through_lb"]
     # one host at a time: drained before its switch, put back after its gate, before the next one
     steps = [(h, t) for h, t, _ in update_tasks(system, result)
@@ -227,7 +232,7 @@ def test_rollback_takes_every_app_host_back_one_at_a_time(system: MultiServer) -
     assert result.returncode == 0, system.failures(result)
     multi = multi_event(system, result)
     assert multi["mode"] == "rolling" and multi["status"] == "updated" and multi["updated"] == list(APP_HOSTS)
-    assert served[0] > 20 and failed == [], failed[:5]
+    assert served[0] > 20 and failed == [], (failed[:5], lb_errors(system))
     steps = [(h, t) for h, t, _ in update_tasks(system, result) if t == "switch" or t.startswith("lb drain")]
     assert steps == [("lb", "lb drain app1"), ("app1", "switch"), ("lb", "lb drain app2"), ("app2", "switch")]
     for site in SITES:

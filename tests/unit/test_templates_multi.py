@@ -31,11 +31,13 @@ def test_lb_upstreams_one_line_per_app_host_drained_ones_down() -> None:
         "# Written by provision deploy (templates/lb_upstreams.conf.j2). One server line per app host; a host is\n"
         "# drained by adding \" down\" before its \";\" and reloading nginx (provision update does this).\n"
         "upstream frappe-app-hosts {\n"
-        "\tserver 10.0.0.2:80 max_fails=1 fail_timeout=10s;  # app:app1\n"
+        "\tserver 10.0.0.2:80 max_fails=0 fail_timeout=10s;  # app:app1\n"
         "\tserver 192.168.1.3:80 max_fails=1 fail_timeout=10s down;  # app:app2\n"
         "\tkeepalive 16;\n"
         "}\n"
     )
+    lines = [line for line in render("lb_upstreams.conf.j2", host("lb")).splitlines() if line.startswith("\tserver ")]
+    assert [line.split()[2] for line in lines] == ["max_fails=1", "max_fails=1"]
 
 
 def test_lb_sites_proxy_to_the_upstream_with_retries_and_websockets() -> None:
@@ -43,7 +45,7 @@ def test_lb_sites_proxy_to_the_upstream_with_retries_and_websockets() -> None:
     first, second = server_blocks(text)
     assert directives(first, "server_name") == ["a.test"] and directives(second, "server_name") == ["b.test www.b.test"]
     assert directives(first, "proxy_pass") == ["http://frappe-app-hosts"] * 2
-    assert directives(first, "proxy_next_upstream") == ["error timeout http_502 http_503 http_504"] * 2
+    assert directives(first, "proxy_next_upstream") == ["error timeout http_502 http_504"] * 2
     assert directives(first, "proxy_next_upstream_tries") == ["2", "2"]
     assert 'proxy_set_header Upgrade $http_upgrade;\n\t\tproxy_set_header Connection "upgrade";' in first
     assert "ssl" not in text

@@ -75,3 +75,17 @@ def test_the_deploys_line_format_matches_by_inventory_name_and_keeps_its_comment
     assert matched == 1 and up == 1
     assert "\tserver 10.213.5.4:80 max_fails=1 fail_timeout=10s down;  # app:app2\n" in out
     assert mark_server(out, ["app2"], down=False)[0] == text
+
+
+def test_a_host_left_alone_up_is_never_marked_failed_and_gets_its_max_fails_back() -> None:
+    text = ("upstream frappe-app-hosts {\n"
+            "\tserver 10.213.5.3:80 max_fails=1 fail_timeout=10s;  # app:app1\n"
+            "\tserver 10.213.5.4:80 max_fails=1 fail_timeout=10s;  # app:app2\n"
+            "\tkeepalive 16;\n}\n")
+    drained, _, up = mark_server(text, ["app1"], down=True, max_fails=1)
+    assert up == 1
+    assert "\tserver 10.213.5.3:80 max_fails=1 fail_timeout=10s down;  # app:app1\n" in drained
+    assert "\tserver 10.213.5.4:80 max_fails=0 fail_timeout=10s;  # app:app2\n" in drained
+    assert mark_server(drained, ["app1"], down=False, max_fails=1)[0] == text
+    # per upstream block: a block with two servers up keeps max_fails on both
+    assert mark_server(UPSTREAMS, ["10.0.0.99"], down=True, max_fails=2)[0] == UPSTREAMS
