@@ -4,9 +4,9 @@ App hosts reach MariaDB over the network as each site's own user; the update's s
 its restore need more (a new database, grants), so they run where root needs no password: on the
 ``db`` host itself. The backup is a consistent dump (``--single-transaction``, as Frappe's own)
 with every table's row count and checksum before and after it; the restore goes into a NEW
-database, proven equal to those checksums, then the site's user (for every address it is granted
-from: the app hosts) gets it. The migrated database is never dropped. Pointing the sites at the
-new database happens on the app hosts (``point_site_script``).
+database, proven equal to those checksums, then the site's login (for every address it is granted
+from: the app hosts) gets it: its ``db_user``, or a user named like the new database. The migrated
+database is never dropped. Pointing the sites at the new database happens on the app hosts (``point_site_script``).
 """
 
 from __future__ import annotations
@@ -49,13 +49,18 @@ print(json.dumps(result))
 '''
 
 _RESTORE = _TABLES + r'''
-import gzip, shutil, time
-old_db, user, dump, expected_path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+import gzip, re, shutil, time
+old_db, user, dump, expected_path, own_user = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
 expected = json.load(open(expected_path))["tables"]
 new_db = old_db[:40] + "_rb" + time.strftime("%Y%m%d%H%M%S")
 hosts = [r[0] for r in sql("SELECT Host FROM mysql.user WHERE User = '%s'" % user.replace("'", "''"))]
 if not hosts:
     raise SystemExit("no MariaDB account %s for the site" % user)
+# without db_user in the site's config, Frappe logs in as a user named like the database: one is made
+# for the new database, from the same addresses, with the same password (its hash: the password itself
+# never leaves the app hosts)
+login = new_db if own_user else user
+made = []
 sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % ident(new_db))
 try:
     with gzip.open(dump, "rb") as src:
@@ -69,15 +74,22 @@ try:
     if restored != expected:
         changed = sorted(t for t in set(expected) | set(restored) if expected.get(t) != restored.get(t))
         raise SystemExit("the restored copy differs from the backup's checksums (tables: %s)" % ", ".join(changed[:10]))
-    # the site's user, from every address it had (the app hosts'), never '%' added
+    # the site's login, from every address it had (the app hosts'), never '%' added
     for host in hosts:
-        sql("GRANT ALL PRIVILEGES ON %s.* TO '%s'@'%s'" % (ident(new_db), user.replace("'", "''"),
-                                                         host.replace("'", "''")))
+        account = "'%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''"))
+        if own_user:
+            create = sql("SHOW CREATE USER '%s'@'%s'" % (user.replace("'", "''"), host.replace("'", "''")))[0][0]
+            sql(re.sub(r"^CREATE USER `(?:[^`]|``)*`@", lambda _: "CREATE USER %s@" % ident(login), create, count=1))
+            made.append(host)
+        sql("GRANT ALL PRIVILEGES ON %s.* TO %s" % (ident(new_db), account))
 except BaseException:
-    # only the new, unproven copy is dropped; the site's own database was never touched
+    # only the new, unproven copy (and its new login) is dropped; the site's own database was never touched
     sql("DROP DATABASE IF EXISTS %s" % ident(new_db))
+    for host in made:
+        sql("DROP USER IF EXISTS '%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''")))
     raise
-print(json.dumps({"old_db": old_db, "new_db": new_db, "tables": len(restored), "grants": hosts}))
+print(json.dumps({"old_db": old_db, "new_db": new_db, "tables": len(restored), "grants": hosts, "db_user": login,
+                  "config_user": None if own_user else login}))
 '''
 
 _SITE_DBS = r'''
@@ -87,7 +99,8 @@ found = {}
 for site in sites:
     config = json.load(open(os.path.join(shared, "sites", site, "site_config.json")))
     # names only: the password stays on the host
-    found[site] = {"db_name": config["db_name"], "db_user": config.get("db_user") or config["db_name"]}
+    found[site] = {"db_name": config["db_name"], "db_user": config.get("db_user") or config["db_name"],
+                   "own_user": not config.get("db_user")}
 print(json.dumps(found))
 '''
 
@@ -101,9 +114,14 @@ def dump_script(directory: str, db_name: str) -> str:
     return _python(_DUMP, directory, db_name)
 
 
-def restore_script(old_db: str, user: str, backup: Mapping[str, Any]) -> str:
-    """(root, db host) the dump into a new database, proven, granted to the site's user; prints new_db."""
-    return _python(_RESTORE, old_db, user, str(backup["dump"]), f"{backup['dir']}/checksums.json")
+def restore_script(old_db: str, user: str, backup: Mapping[str, Any], *, own_user: bool = False) -> str:
+    """(root, db host) the dump into a new database, proven, granted to the site's login; prints new_db.
+
+    ``own_user``: the site's config has no ``db_user`` (Frappe logs in as a user named like the database),
+    so a user named like the new database is made with the old one's password and addresses.
+    """
+    return _python(_RESTORE, old_db, user, str(backup["dump"]), f"{backup['dir']}/checksums.json",
+                   "1" if own_user else "0")
 
 
 def site_dbs_script(plan: HostPlan, sites: list[str]) -> str:
@@ -111,7 +129,8 @@ def site_dbs_script(plan: HostPlan, sites: list[str]) -> str:
     return _python(_SITE_DBS, plan.shared_path, json.dumps(sites))
 
 
-def point_site_script(plan: HostPlan, site: str, db_name: str, db_user: str) -> str:
-    """(frappe user, app host) the site's config pointed at ``db_name`` (atomic; a no-op when shared and done)."""
+def point_site_script(plan: HostPlan, site: str, db_name: str, db_user: str | None) -> str:
+    """(frappe user, app host) the site's config pointed at ``db_name`` (atomic; a no-op when shared and done);
+    ``db_user`` None: no db_user key, Frappe logs in as the user named like the database."""
     return site_config_script(plan, site, {"db_name": db_name, "db_user": db_user})
 

@@ -65,9 +65,10 @@ class AppHostSteps:
     def point_site(self, site: str, restored: Mapping[str, Any]) -> None:
         flow = self.flow
         with flow.step(POINT_DB, site, db=restored["new_db"]) as out:
-            flow.must(POINT_DB, site, flow.run(dbhost.point_site_script(flow.plan, site, str(restored["new_db"]),
-                                                                        str(restored["db_user"])), as_frappe=True),
-                      "pointing the site at the restored database")
+            # config_user None: the restore made a user named like the new database (no db_user key)
+            login = restored.get("config_user", restored.get("db_user"))
+            script = dbhost.point_site_script(flow.plan, site, str(restored["new_db"]), login)
+            flow.must(POINT_DB, site, flow.run(script, as_frappe=True), "pointing the site at the restored database")
             out["msg"] = f"{site} -> {restored['new_db']} (the migrated {restored['old_db']} is kept)"
         report = flow.report.sites.get(site)
         if report is not None:
@@ -206,7 +207,8 @@ class DatabaseSteps:
     def restore(self, site: str, backup: Mapping[str, Any]) -> dict[str, Any]:
         names = self.site_dbs()[site]
         with self.step(DB_RESTORE, site, backup=backup.get("dir")) as out:
-            result = self.connection.run(dbhost.restore_script(names["db_name"], names["db_user"], backup),
+            result = self.connection.run(dbhost.restore_script(names["db_name"], names["db_user"], backup,
+                                                               own_user=bool(names.get("own_user"))),
                                          become_user="root", timeout=7200)
             data = hostops.last_json(result.stdout) if result.ok else None
             if data is None:
@@ -214,5 +216,5 @@ class DatabaseSteps:
                                                    f"{result.tail(10)}")
             out["data"] = data
             out["msg"] = (f"restored into {data['new_db']} ({data['tables']} tables equal to the backup), granted "
-                          f"to {names['db_user']} from {', '.join(data.get('grants', []))}; {data['old_db']} is kept")
-        return {**data, "db_user": names["db_user"]}
+                          f"to {data['db_user']} from {', '.join(data.get('grants', []))}; {data['old_db']} is kept")
+        return dict(data)

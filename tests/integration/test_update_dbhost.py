@@ -89,6 +89,27 @@ def test_dump_then_restore_into_a_new_database_granted_to_every_app_host(server:
     assert sorted(hosts) == sorted(APP_ADDRESSES)
 
 
+def test_a_site_without_db_user_gets_a_login_named_like_the_new_database(server: Any, shim: dict[str, str],
+                                                                        site_db: None, tmp_path: Path) -> None:
+    """Frappe logs in as a user named like the database when the config has no db_user (and bench backup
+    always does): the restore makes that user, with the old one's password hash, from the same addresses."""
+    backup = answer(run(dbhost.dump_script(str(tmp_path / "b"), DB), shim))
+    restored = answer(run(dbhost.restore_script(DB, DB, backup, own_user=True), shim))
+    new_db = restored["new_db"]
+    assert restored["db_user"] == new_db and restored["config_user"] is None
+    try:
+        hosts = server.sql(f"SELECT Host FROM mysql.db WHERE Db = '{new_db}' AND User = '{new_db}'").split()
+        assert sorted(hosts) == sorted(APP_ADDRESSES)
+        for address in APP_ADDRESSES:
+            old = server.sql(f"SHOW CREATE USER '{DB}'@'{address}'").split("IDENTIFIED", 1)[1]
+            new = server.sql(f"SHOW CREATE USER '{new_db}'@'{address}'").split("IDENTIFIED", 1)[1]
+            assert old == new  # the same password
+        assert server.sql(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{new_db}' AND Host = '%'").strip() == "0"
+    finally:
+        for address in APP_ADDRESSES:
+            server.sql(f"DROP USER IF EXISTS '{new_db}'@'{address}'")
+
+
 def test_a_restore_that_does_not_match_the_backup_leaves_no_database_behind(server: Any, shim: dict[str, str],
                                                                            site_db: None, tmp_path: Path) -> None:
     backup = answer(run(dbhost.dump_script(str(tmp_path / "b"), DB), shim))

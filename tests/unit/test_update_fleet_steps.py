@@ -103,6 +103,9 @@ def test_point_site_rewrites_db_name_and_user_and_records_the_kept_database() ->
     assert any("_abc_rb1" in s and "site_config.json" in s for s in connection.scripts)
     site = step.flow.report.sites["s1"]
     assert (site.state, site.restored_db, site.kept_db) == ("restored", "_abc_rb1", "_abc")
+    step.point_site("s1", {"new_db": "_abc_rb2", "old_db": "_abc", "db_user": "_abc_rb2", "config_user": None})
+    script = next(s for s in reversed(connection.scripts) if "_abc_rb2" in s and "site_config.json" in s)
+    assert '"db_user": null' in script  # the key is removed: Frappe logs in as _abc_rb2
 
 
 def test_lb_drain_runs_on_every_lb_and_a_refusal_stops_with_the_lb_named() -> None:
