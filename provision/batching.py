@@ -233,7 +233,10 @@ class ChangeBatcher:
         script = plan.script if plan.changes else ""
         if probe is not None and script:
             self._predicted[probe] = plan.predicts
-        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer))
+        # Planned from "absent": the host checks that with the shell's tests alone (no process).
+        absent = (fact.absent_path() if fact is not None and answer is not None
+                  and answer.partition("\n")[0] == "absent" else None)
+        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer, absent))
 
 
 class _NoReads(PlanReader):

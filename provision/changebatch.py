@@ -11,8 +11,11 @@ batch stops there and says so, with the fresh answer, and the engine plans that 
 part that exits non-zero stops the batch too: nothing after a failure runs, as without batching.
 A part's stdin (file contents, secrets) follows the script on the channel's stdin, and the part
 reads exactly its own bytes (``head -c``); what it leaves unread is drained, so it can never reach
-the next part. After the parts (all, or up to the stop) the probes of the tasks that follow run,
-as after any change, so the next task's check costs no further channel.
+the next part. A part that itself reads exactly its bytes first (an atomic file write,
+``tasks.shell.reads_exactly_first``) reads them straight from the channel. A part planned from
+"absent" (``BatchPart.absent``) has that checked with ``[ -e ]``/``[ -L ]``, without a process.
+After the parts (all, or up to the stop) the probes of the tasks that follow run, as after any
+change, so the next task's check costs no further channel.
 
 Output framing (``N`` the nonce, ``K`` the part's index):
 
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 
 from .contract import CommandResult
 from .probes import SHELL_LIB, batch_script, split_answers
+from .tasks.shell import reads_exactly_first
 
 # A probe answer larger than this is not compared on the host: its task starts a batch or runs alone.
 MAX_EXPECTED = 64 * 1024
@@ -52,6 +56,9 @@ class BatchPart:
     stdin: bytes | None = None
     probe: str | None = None
     expected: str | None = None
+    # The expected answer says this path is absent, and that alone decides it (``Fact.absent_path``):
+    # the host checks it with the shell's own tests and reads the probe again only if it exists now.
+    absent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,11 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
     for index, part in enumerate(parts):
         if part.probe is not None:
             expected = _quote((part.expected or "") + "x")
-            lines.append("if [ $_pvb_go = 1 ]; then")
+            if part.absent is not None:
+                path = _quote(part.absent)
+                lines.append(f"if [ $_pvb_go = 1 ] && {{ [ -e {path} ] || [ -L {path} ]; }}; then")
+            else:
+                lines.append("if [ $_pvb_go = 1 ]; then")
             lines.append(f"_pvb_got=$( {{ _pv_tok=; {part.probe}\n}} 2>/dev/null </dev/null; printf x)")
             lines.append(f"if [ \"$_pvb_got\" != {expected} ]; then _pvb_go=0; "
                          f"printf '\\n@@pvb-{nonce} v {index}\\n%s' \"${{_pvb_got%x}}\"; fi")
@@ -90,6 +101,10 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
                      f"printf '\\n@@pvb-{nonce} s {index}\\n' >&2")
         if not part.script:
             lines.append("_pvb_rc=0")
+        elif part.stdin and reads_exactly_first(part.script, len(part.stdin)):
+            stdin += part.stdin
+            lines.append(f"( {part.script}\n)")
+            lines.append("_pvb_rc=$?")
         elif part.stdin:
             size = len(part.stdin)
             stdin += part.stdin

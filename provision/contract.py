@@ -149,6 +149,14 @@ class Fact(Generic[T]):
     def parse(self, output: str) -> T:
         raise NotImplementedError
 
+    def absent_path(self) -> str | None:
+        """A path whose absence alone decides this read's whole answer (None: there is none).
+
+        When the answer was "absent" for it, a batch checks that answer again with the shell's own
+        tests, without starting a process (``provision.changebatch``).
+        """
+        return None
+
 
 class FactReadFailed(Exception):
     """A ``checks_exit`` fact's command failed; ``result`` says how."""

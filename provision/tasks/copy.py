@@ -195,6 +195,9 @@ class UploadFacts(Fact[UploadState]):
     def command(self) -> str:
         return upload_probe(self.dest, self.source_name)
 
+    def absent_path(self) -> str | None:
+        return self.dest  # absent: the file inside it is absent too
+
     def parse(self, output: str) -> UploadState:
         lines = (output or "absent").splitlines() or ["absent"]
         return UploadState(parse_stat(lines[0]), parse_stat(lines[1]) if len(lines) > 1 else None)

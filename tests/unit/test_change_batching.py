@@ -203,3 +203,38 @@ def test_handlers_run_after_batched_changes_as_without(tmp_path: Path) -> None:
       copy: {dest: "{{ work }}/conf", content: "c"}
       notify: h""")
     assert ("handled", "handled\n") in on[2]
+
+
+def test_an_answer_of_absent_is_checked_without_a_process_and_a_path_that_appeared_stops(tmp_path: Path) -> None:
+    target = tmp_path / "made"
+    probe = f"pv_stat {quote(str(target))} sum"
+    ran = tmp_path / "ran"
+    parts = [BatchPart("true"),
+             BatchPart(f"touch {quote(str(ran))}", probe=probe, expected="absent\n", absent=str(target))]
+    outcome, script = run_batch(parts)
+    assert [r.index for r in outcome.runs] == [0, 1] and outcome.stale is None and ran.exists()
+    # Still absent: the probe (a command substitution, a process) runs only if the path exists now.
+    assert f"if [ $_pvb_go = 1 ] && {{ [ -e '{target}' ] || [ -L '{target}' ]; }}; then\n_pvb_got=$(" in script
+    ran.unlink()
+    parts[0] = BatchPart(f"echo here > {quote(str(target))}")
+    outcome, _ = run_batch(parts)
+    assert [r.index for r in outcome.runs] == [0] and not ran.exists()
+    assert outcome.stale == (1, probe_now(probe))
+
+
+def test_a_file_write_reads_its_bytes_straight_from_the_channel(tmp_path: Path) -> None:
+    from provision.tasks.shell import reads_exactly_first, write_file_script
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    a = write_file_script(str(first), mode="640", size=4)
+    b = write_file_script(str(second), size=3)
+    assert reads_exactly_first(a, 4) and reads_exactly_first(b, 3) and not reads_exactly_first(a, 5)
+    assert not reads_exactly_first(write_file_script(str(first), validate="test -s %s", size=4), 4)
+    assert not reads_exactly_first(a + "cat > /dev/null\n", 4)
+    outcome, script = run_batch([BatchPart(a, stdin=b"AAAA"), BatchPart("cat", stdin=b"mid\n"),
+                                 BatchPart(b, stdin=b"BBB"), BatchPart("cat")])
+    assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
+    assert first.read_bytes() == b"AAAA" and second.read_bytes() == b"BBB"
+    assert [r.result.stdout for r in outcome.runs] == ["", "mid\n", "", ""]
+    # No pipe, drain or second head around the writes: their own head -c reads the channel.
+    assert script.count("| { (") == 1  # only the cat part, which may leave bytes unread
