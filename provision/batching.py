@@ -236,7 +236,10 @@ class ChangeBatcher:
         # Planned from "absent": the host checks that with the shell's tests alone (no process).
         absent = (fact.absent_path() if fact is not None and answer is not None
                   and answer.partition("\n")[0] == "absent" else None)
-        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer, absent))
+        # A file write's path: its fsync (of a new file) may wait for the batch's one sync after its parts.
+        written = fact.absent_path() if fact is not None and script else None
+        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer, absent,
+                                                   written))
 
 
 class _NoReads(PlanReader):

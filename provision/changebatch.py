@@ -27,6 +27,7 @@ Output framing (``N`` the nonce, ``K`` the part's index):
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,9 @@ class BatchPart:
     # The expected answer says this path is absent, and that alone decides it (``Fact.absent_path``):
     # the host checks it with the shell's own tests and reads the probe again only if it exists now.
     absent: str | None = None
+    # The path an atomic write (``tasks.shell.reads_exactly_first``) puts its file at: a new file's
+    # fsync waits for one ``sync -f`` of the parts' filesystems after the last part.
+    written: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,9 @@ class BatchOutcome:
 
 def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce: str) -> tuple[str, bytes]:
     """The batch script, and the stdin that goes with it (each part's own bytes, in order)."""
-    lines = [SHELL_LIB, _PRELUDE]
+    lines = [SHELL_LIB, _PRELUDE, "set --"]
     stdin = bytearray()
+    synced: list[str] = []  # directories of new files whose fsync waits for the end of the parts
     for index, part in enumerate(parts):
         if part.probe is not None:
             expected = _quote((part.expected or "") + "x")
@@ -103,8 +108,17 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
             lines.append("_pvb_rc=0")
         elif part.stdin and reads_exactly_first(part.script, len(part.stdin)):
             stdin += part.stdin
-            lines.append(f"( {part.script}\n)")
-            lines.append("_pvb_rc=$?")
+            if part.written is not None:
+                lines.append(f"( _pvb_later=1\n{part.script}\n)")
+                lines.append("_pvb_rc=$?")
+                # Its directory, once: a later part runs only after every earlier one succeeded.
+                directory = posixpath.dirname(part.written.rstrip("/")) or "/"
+                if directory not in synced:
+                    synced.append(directory)
+                    lines.append(f"[ $_pvb_rc != 0 ] || set -- \"$@\" {_quote(directory)}")
+            else:
+                lines.append(f"( {part.script}\n)")
+                lines.append("_pvb_rc=$?")
         elif part.stdin:
             size = len(part.stdin)
             stdin += part.stdin
@@ -116,6 +130,8 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
         lines.append(f"_pvb_now; printf '\\n@@pvb-{nonce} e {index} %s %s\\n' \"$_pvb_rc\" \"$_pvb_t\"")
         lines.append("[ $_pvb_rc = 0 ] || _pvb_go=0")
         lines.append("fi")
+    if synced:  # the new files written above, on disk before the batch reports (a syncfs per directory)
+        lines.append('[ $# = 0 ] || sync -f -- "$@" 2>/dev/null || sync')
     lines.append(f"printf '\\n@@pvb-{nonce} post\\n'")
     lines.append(batch_script(probes, nonce))
     lines.append("exit 0")

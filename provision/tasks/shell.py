@@ -132,7 +132,10 @@ def write_file_script(
         lines.append(f"if [ -e {q_dest} ]; then chmod --reference={q_dest} {q_tmp}; else chmod 644 {q_tmp}; fi")
         if not (owner or group):
             lines.append(f"if [ -e {q_dest} ]; then chown --reference={q_dest} {q_tmp} 2>/dev/null || true; fi")
-    lines.append(f"sync {q_tmp} 2>/dev/null || sync")
+    # On disk before it replaces a file. A new file in a change batch (``_pvb_later`` set) may wait
+    # for the batch's one ``sync -f`` after its parts: nothing old is at stake, and a crash before
+    # that leaves at worst a short new file, which the next run's checksum replaces.
+    lines.append(f'if [ -e {q_dest} ] || [ -z "${{_pvb_later:-}}" ]; then sync {q_tmp} 2>/dev/null || sync; fi')
     if validate:
         if "%s" not in validate:
             raise ArgumentError(f"validate command {validate!r} must contain %s for the new file")

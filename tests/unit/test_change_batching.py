@@ -238,3 +238,19 @@ def test_a_file_write_reads_its_bytes_straight_from_the_channel(tmp_path: Path) 
     assert [r.result.stdout for r in outcome.runs] == ["", "mid\n", "", ""]
     # No pipe, drain or second head around the writes: their own head -c reads the channel.
     assert script.count("| { (") == 1  # only the cat part, which may leave bytes unread
+
+
+def test_new_files_of_a_batch_are_synced_once_per_directory_after_the_parts(tmp_path: Path) -> None:
+    from provision.tasks.shell import write_file_script
+
+    (tmp_path / "old").write_text("old\n")
+    writes = [(tmp_path / "new1", b"one\n"), (tmp_path / "new2", b"two\n"), (tmp_path / "old", b"new\n")]
+    parts = [BatchPart(write_file_script(str(path), size=len(data)), stdin=data, written=str(path))
+             for path, data in writes]
+    outcome, script = run_batch([BatchPart("true"), *parts])
+    assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
+    assert [path.read_bytes() for path, _ in writes] == [data for _, data in writes]
+    # One syncfs for the directory, after the parts; a replaced file is still synced before its mv.
+    assert script.count(f"set -- \"$@\" '{tmp_path}'") == 1
+    assert script.index('sync -f -- "$@"') > script.index("_pvb_later=1")
+    assert f"if [ -e {quote(str(tmp_path / 'old'))} ] || [ -z \"${{_pvb_later:-}}\" ]; then sync" in script
