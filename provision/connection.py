@@ -165,12 +165,16 @@ class SSHConnection(_BytesConnection):
         out: list[bytes] = []
         err: list[bytes] = []
         cut = False
+        step = "starting the command"
         try:
             with channel:
                 channel.exec_command(command)
                 if password is not None:
+                    step = "answering sudo"
                     self._answer_sudo(channel, password, out, err, cancel)
+                step = "sending the script"
                 sent = self._send(channel, frame(script, stdin), cancel)
+                step = "reading the output"
                 if sent is None:
                     channel.close()
                     err.append(b"\n[provision: interrupted]")
@@ -180,7 +184,8 @@ class SSHConnection(_BytesConnection):
                         channel.shutdown_write()
                     rc, cut = self._drain(channel, out, err, timeout, cancel)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise connection_lost(self.name, exc) from None
+            state = "the transport still up" if self._alive() else "the transport closed"
+            raise connection_lost(self.name, exc, why=f"while {step}, {state}") from None
         if not cut and rc == RC_CUT and not self._alive():  # no exit status: the transport died
             raise connection_lost(self.name)
         pid, stderr = split_pid_mark(b"".join(err))
