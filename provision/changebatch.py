@@ -12,7 +12,7 @@ part that exits non-zero stops the batch too: nothing after a failure runs, as w
 A part's stdin (file contents, secrets) follows the script on the channel's stdin, and the part
 reads exactly its own bytes (``head -c``); what it leaves unread is drained, so it can never reach
 the next part. A part that itself reads exactly its bytes first (an atomic file write,
-``tasks.shell.reads_exactly_first``) reads them straight from the channel. A part planned from
+``Plan.reads_stdin_first``) reads them straight from the channel. A part planned from
 "absent" (``BatchPart.absent``) has that checked with ``[ -e ]``/``[ -L ]``, without a process.
 After the parts (all, or up to the stop) the probes of the tasks that follow run, as after any
 change, so the next task's check costs no further channel.
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 from .contract import CommandResult
 from .probes import SHELL_LIB, batch_script, split_answers
-from .tasks.shell import reads_exactly_first
 
 # A probe answer larger than this is not compared on the host: its task starts a batch or runs alone.
 MAX_EXPECTED = 64 * 1024
@@ -63,6 +62,8 @@ class BatchPart:
     # The path an atomic write (``tasks.shell.reads_exactly_first``) puts its file at: a new file's
     # fsync waits for one ``sync -f`` of the parts' filesystems after the last part.
     written: str | None = None
+    # The part reads exactly its stdin first (``Plan.reads_stdin_first``): no pipe or drain around it.
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
                      f"printf '\\n@@pvb-{nonce} s {index}\\n' >&2")
         if not part.script:
             lines.append("_pvb_rc=0")
-        elif part.stdin and reads_exactly_first(part.script, len(part.stdin)):
+        elif part.stdin and part.direct:
             stdin += part.stdin
             if part.written is not None:
                 lines.append(f"( _pvb_later=1\n{part.script}\n)")

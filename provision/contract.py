@@ -238,6 +238,9 @@ class Plan:
     # (None: it cannot). The next change of the same thing may then be planned from it in the
     # same batch (provision.batching); the host checks the prediction before that change runs.
     predicts: str | None = None
+    # The script reads exactly ``stdin`` before anything can end it (an atomic file write): in a
+    # change batch it then takes its bytes straight from the channel (``tasks.shell.reads_exactly_first``).
+    reads_stdin_first: bool = False
 
     @property
     def changes(self) -> bool:

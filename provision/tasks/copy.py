@@ -27,6 +27,7 @@ from .shell import (
     parse_mode,
     parse_stat,
     quote,
+    reads_exactly_first,
     sha256_hex,
     write_file_script,
     write_outcome,
@@ -160,6 +161,7 @@ class Upload(Module):
         else:
             script, stdin = "set -e\n" + changes_script(target, plan.changes), None
         return Plan(f"{what} {target}", script=script, stdin=stdin, data=info,
+                    reads_stdin_first=stdin is not None and reads_exactly_first(script, len(stdin)),
                     diff=lambda reader: upload_diff(plan, data, reader),
                     outcome=write_outcome(target, validate=args.get("validate"),
                                           backup=plan.write and args.get("backup", False)))

@@ -231,8 +231,8 @@ def test_a_file_write_reads_its_bytes_straight_from_the_channel(tmp_path: Path) 
     assert reads_exactly_first(a, 4) and reads_exactly_first(b, 3) and not reads_exactly_first(a, 5)
     assert not reads_exactly_first(write_file_script(str(first), validate="test -s %s", size=4), 4)
     assert not reads_exactly_first(a + "cat > /dev/null\n", 4)
-    outcome, script = run_batch([BatchPart(a, stdin=b"AAAA"), BatchPart("cat", stdin=b"mid\n"),
-                                 BatchPart(b, stdin=b"BBB"), BatchPart("cat")])
+    outcome, script = run_batch([BatchPart(a, stdin=b"AAAA", direct=True), BatchPart("cat", stdin=b"mid\n"),
+                                 BatchPart(b, stdin=b"BBB", direct=True), BatchPart("cat")])
     assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
     assert first.read_bytes() == b"AAAA" and second.read_bytes() == b"BBB"
     assert [r.result.stdout for r in outcome.runs] == ["", "mid\n", "", ""]
@@ -245,7 +245,7 @@ def test_new_files_of_a_batch_are_synced_once_per_directory_after_the_parts(tmp_
 
     (tmp_path / "old").write_text("old\n")
     writes = [(tmp_path / "new1", b"one\n"), (tmp_path / "new2", b"two\n"), (tmp_path / "old", b"new\n")]
-    parts = [BatchPart(write_file_script(str(path), size=len(data)), stdin=data, written=str(path))
+    parts = [BatchPart(write_file_script(str(path), size=len(data)), stdin=data, written=str(path), direct=True)
              for path, data in writes]
     outcome, script = run_batch([BatchPart("true"), *parts])
     assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
