@@ -114,7 +114,8 @@ class ChangeBatcher:
         if not (self.enabled and _batchable(plan) and ctx.timeout is None and current.task.id in self._siblings
                 and not _task_stops(current.task)):
             return None
-        entries = [_Entry(current.task, current.index, plan, BatchPart(plan.script, plan.stdin))]
+        entries = [_Entry(current.task, current.index, plan,
+                          BatchPart(plan.script, plan.stdin, direct=plan.reads_stdin_first))]
         # What each read will answer by the time a later part runs, as far as the plans tell.
         self._predicted = {}
         if current.probe is not None:
@@ -233,7 +234,13 @@ class ChangeBatcher:
         script = plan.script if plan.changes else ""
         if probe is not None and script:
             self._predicted[probe] = plan.predicts
-        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer))
+        # Planned from "absent": the host checks that with the shell's tests alone (no process).
+        absent = (fact.absent_path() if fact is not None and answer is not None
+                  and answer.partition("\n")[0] == "absent" else None)
+        # A file write's path: its fsync (of a new file) may wait for the batch's one sync after its parts.
+        written = fact.absent_path() if fact is not None and script else None
+        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer, absent,
+                                                   written, direct=bool(script) and plan.reads_stdin_first))
 
 
 class _NoReads(PlanReader):

@@ -11,8 +11,11 @@ batch stops there and says so, with the fresh answer, and the engine plans that 
 part that exits non-zero stops the batch too: nothing after a failure runs, as without batching.
 A part's stdin (file contents, secrets) follows the script on the channel's stdin, and the part
 reads exactly its own bytes (``head -c``); what it leaves unread is drained, so it can never reach
-the next part. After the parts (all, or up to the stop) the probes of the tasks that follow run,
-as after any change, so the next task's check costs no further channel.
+the next part. A part that itself reads exactly its bytes first (an atomic file write,
+``Plan.reads_stdin_first``) reads them straight from the channel. A part planned from
+"absent" (``BatchPart.absent``) has that checked with ``[ -e ]``/``[ -L ]``, without a process.
+After the parts (all, or up to the stop) the probes of the tasks that follow run, as after any
+change, so the next task's check costs no further channel.
 
 Output framing (``N`` the nonce, ``K`` the part's index):
 
@@ -24,6 +27,7 @@ Output framing (``N`` the nonce, ``K`` the part's index):
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +56,14 @@ class BatchPart:
     stdin: bytes | None = None
     probe: str | None = None
     expected: str | None = None
+    # The expected answer says this path is absent, and that alone decides it (``Fact.absent_path``):
+    # the host checks it with the shell's own tests and reads the probe again only if it exists now.
+    absent: str | None = None
+    # The path an atomic write (``tasks.shell.reads_exactly_first``) puts its file at: a new file's
+    # fsync waits for one ``sync -f`` of the parts' filesystems after the last part.
+    written: str | None = None
+    # The part reads exactly its stdin first (``Plan.reads_stdin_first``): no pipe or drain around it.
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,12 +87,17 @@ class BatchOutcome:
 
 def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce: str) -> tuple[str, bytes]:
     """The batch script, and the stdin that goes with it (each part's own bytes, in order)."""
-    lines = [SHELL_LIB, _PRELUDE]
+    lines = [SHELL_LIB, _PRELUDE, "set --"]
     stdin = bytearray()
+    synced: list[str] = []  # directories of new files whose fsync waits for the end of the parts
     for index, part in enumerate(parts):
         if part.probe is not None:
             expected = _quote((part.expected or "") + "x")
-            lines.append("if [ $_pvb_go = 1 ]; then")
+            if part.absent is not None:
+                path = _quote(part.absent)
+                lines.append(f"if [ $_pvb_go = 1 ] && {{ [ -e {path} ] || [ -L {path} ]; }}; then")
+            else:
+                lines.append("if [ $_pvb_go = 1 ]; then")
             lines.append(f"_pvb_got=$( {{ _pv_tok=; {part.probe}\n}} 2>/dev/null </dev/null; printf x)")
             lines.append(f"if [ \"$_pvb_got\" != {expected} ]; then _pvb_go=0; "
                          f"printf '\\n@@pvb-{nonce} v {index}\\n%s' \"${{_pvb_got%x}}\"; fi")
@@ -90,6 +107,19 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
                      f"printf '\\n@@pvb-{nonce} s {index}\\n' >&2")
         if not part.script:
             lines.append("_pvb_rc=0")
+        elif part.stdin and part.direct:
+            stdin += part.stdin
+            if part.written is not None:
+                lines.append(f"( _pvb_later=1\n{part.script}\n)")
+                lines.append("_pvb_rc=$?")
+                # Its directory, once: a later part runs only after every earlier one succeeded.
+                directory = posixpath.dirname(part.written.rstrip("/")) or "/"
+                if directory not in synced:
+                    synced.append(directory)
+                    lines.append(f"[ $_pvb_rc != 0 ] || set -- \"$@\" {_quote(directory)}")
+            else:
+                lines.append(f"( {part.script}\n)")
+                lines.append("_pvb_rc=$?")
         elif part.stdin:
             size = len(part.stdin)
             stdin += part.stdin
@@ -101,6 +131,8 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
         lines.append(f"_pvb_now; printf '\\n@@pvb-{nonce} e {index} %s %s\\n' \"$_pvb_rc\" \"$_pvb_t\"")
         lines.append("[ $_pvb_rc = 0 ] || _pvb_go=0")
         lines.append("fi")
+    if synced:  # the new files written above, on disk before the batch reports (a syncfs per directory)
+        lines.append('[ $# = 0 ] || sync -f -- "$@" 2>/dev/null || sync')
     lines.append(f"printf '\\n@@pvb-{nonce} post\\n'")
     lines.append(batch_script(probes, nonce))
     lines.append("exit 0")

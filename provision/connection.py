@@ -165,20 +165,27 @@ class SSHConnection(_BytesConnection):
         out: list[bytes] = []
         err: list[bytes] = []
         cut = False
+        step = "starting the command"
         try:
             with channel:
                 channel.exec_command(command)
                 if password is not None:
+                    step = "answering sudo"
                     self._answer_sudo(channel, password, out, err, cancel)
-                if not self._send(channel, frame(script, stdin), cancel):
+                step = "sending the script"
+                sent = self._send(channel, frame(script, stdin), cancel)
+                step = "reading the output"
+                if sent is None:
                     channel.close()
                     err.append(b"\n[provision: interrupted]")
                     rc, cut = RC_CUT, True
                 else:
-                    channel.shutdown_write()
+                    if sent:
+                        channel.shutdown_write()
                     rc, cut = self._drain(channel, out, err, timeout, cancel)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise connection_lost(self.name, exc) from None
+            state = "the transport still up" if self._alive() else "the transport closed"
+            raise connection_lost(self.name, exc, why=f"while {step}, {state}") from None
         if not cut and rc == RC_CUT and not self._alive():  # no exit status: the transport died
             raise connection_lost(self.name)
         pid, stderr = split_pid_mark(b"".join(err))
@@ -198,13 +205,23 @@ class SSHConnection(_BytesConnection):
             self._run_channel(END_GROUP.format(pid=int(pid)), stdin=None, become_user=become_user,
                               timeout=15, cancel=threading.Event(), end_cut=False)
 
-    def _send(self, channel: Any, data: bytes, cancel: threading.Event) -> bool:
-        """Send in chunks so an interrupt cuts a large upload; False if it was cut."""
+    def _send(self, channel: Any, data: bytes, cancel: threading.Event) -> bool | None:
+        """Send in chunks so an interrupt cuts a large upload: True when all was sent, None if cut.
+
+        False: the command ended before it read all of its stdin (a script that fails before it
+        reads its data, a batch that stops before its later parts) and sshd closed the channel.
+        That is the command's own result, read as usual, not a lost connection.
+        """
         view = memoryview(data)
         for start in range(0, len(view), CHUNK):
             if cancel.is_set():
-                return False
-            channel.sendall(view[start:start + CHUNK])
+                return None
+            try:
+                channel.sendall(view[start:start + CHUNK])
+            except OSError:
+                if self._alive() and (channel.closed or channel.exit_status_ready()):
+                    return False
+                raise
         return True
 
     def _answer_sudo(self, channel: Any, password: str, out: list[bytes], err: list[bytes],

@@ -79,9 +79,14 @@ def connect_failure(exc: BaseException, *, host: str, target: str, timeout: floa
     return ConnectError(_one_line(host, target, what, fix))
 
 
-def connection_lost(host: str, exc: BaseException | None = None) -> ConnectError:
-    """The error for a connection that died after it was open (sshd killed, network cut)."""
-    detail = f" ({exc})" if exc is not None and str(exc) else ""
+def connection_lost(host: str, exc: BaseException | None = None, *, why: str = "") -> ConnectError:
+    """The error for a connection that died after it was open (sshd killed, network cut).
+
+    ``why``: what the client saw besides ``exc`` (which step, whether the transport was still up),
+    so a loss nobody can reproduce still says where it happened.
+    """
+    words = [w for w in (str(exc) if exc is not None else "", why) if w]
+    detail = f" ({'; '.join(words)})" if words else ""
     return ConnectError(f"host {host}: the SSH connection was lost{detail}; the host is treated as "
                         "unreachable for the rest of the run")
 

@@ -149,6 +149,14 @@ class Fact(Generic[T]):
     def parse(self, output: str) -> T:
         raise NotImplementedError
 
+    def absent_path(self) -> str | None:
+        """A path whose absence alone decides this read's whole answer (None: there is none).
+
+        When the answer was "absent" for it, a batch checks that answer again with the shell's own
+        tests, without starting a process (``provision.changebatch``).
+        """
+        return None
+
 
 class FactReadFailed(Exception):
     """A ``checks_exit`` fact's command failed; ``result`` says how."""
@@ -230,6 +238,9 @@ class Plan:
     # (None: it cannot). The next change of the same thing may then be planned from it in the
     # same batch (provision.batching); the host checks the prediction before that change runs.
     predicts: str | None = None
+    # The script reads exactly ``stdin`` before anything can end it (an atomic file write): in a
+    # change batch it then takes its bytes straight from the channel (``tasks.shell.reads_exactly_first``).
+    reads_stdin_first: bool = False
 
     @property
     def changes(self) -> bool:

@@ -118,9 +118,19 @@ class Lookahead:
         start = self.run.position.get(current.id)
         if start is None:
             return []
+        return self._keys_from(start + 1, {current.register} if current.register else set(), max_keys)
+
+    def keys_from_start(self, *, max_keys: int = MAX_LOOKAHEAD_KEYS) -> list[ProbeKey]:
+        """Probe keys of the play's first tasks, as far as their arguments can be known before facts.
+
+        Sent with the facts (one session less). A guess rendered without facts is harmless: answers
+        are keyed by the probe script, so a task whose real probe differs checks again itself.
+        """
+        return self._keys_from(0, set(), max_keys)
+
+    def _keys_from(self, start: int, registered: set[str], max_keys: int) -> list[ProbeKey]:
         keys: list[ProbeKey] = []
-        registered = {current.register} if current.register else set()
-        for task in self.run.schedule[start + 1:start + 1 + LOOKAHEAD]:
+        for task in self.run.schedule[start:start + LOOKAHEAD]:
             cls = get_module(task.module or "")
             if cls is None or cls.stops_lookahead or any(_mentions(task, name) for name in registered):
                 break

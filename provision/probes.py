@@ -183,6 +183,26 @@ def split_after_change(output: str, count: int, nonce: str) -> tuple[str, list[s
     return own, split_answers(rest, count, nonce) if found else None
 
 
+def facts_and_probes_script(facts: str, probes: Sequence[str], nonce: str) -> str:
+    """The facts script, then a batch of the play's first probes: one session instead of two.
+
+    The facts run in a subshell (their variables and ``exit`` stay there); the script exits with
+    the facts' own code, so a failed gathering is reported as before.
+    """
+    return (f"{SHELL_LIB}( {facts}\n) ; _pv_frc=$?\nprintf '%s' {_sh_quote(_facts_marker(nonce))}\n"
+            f"{batch_script(probes, nonce)}exit $_pv_frc\n")
+
+
+def split_facts_and_probes(output: str, count: int, nonce: str) -> tuple[str, list[str | None]]:
+    """The facts' own output, and the probes' answers (all None when the batch never ran)."""
+    facts, found, rest = output.partition(_facts_marker(nonce))
+    return facts, split_answers(rest, count, nonce) if found else [None] * count
+
+
+def _facts_marker(nonce: str) -> str:
+    return f"\n@@pv-facts-{nonce}\n"
+
+
 def _post_marker(nonce: str) -> str:
     return f"\n@@pv-post-{nonce}\n"
 

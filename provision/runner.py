@@ -29,13 +29,16 @@ from .errors import (
     ProvisionError,
     Source,
 )
+from .evaluation import TaskEvaluation
 from .events import PlayStarted, Recap, Reporter, TaskDone
 from .facts import FACTS_SCRIPT, parse_facts
 from .hostrun import HostRun
 from .inventory import ConnectionSpec, Host, Inventory, connection_spec, host_magic
+from .lookahead import Lookahead
 from .playbook import Play, Playbook, walk_tasks
 from .playbook_listing import selected_task_count
 from .playbook_vars import add_playbook_vars
+from .probes import ProbeKey, facts_and_probes_script, new_nonce, split_facts_and_probes
 from .registry import get_module
 from .runstate import BatchControl, HostState, RunOptions, RunShared
 from .secrets import Redactor, secret_values
@@ -261,7 +264,7 @@ class Runner:
         try:
             layers = self.play_layers(play, state)
             if play.gather_facts and state.facts is None and not state.spec.local:
-                self._gather_facts(state)
+                self._gather_facts(state, TaskEvaluation(play, state, shared, layers))
             layers.push(FACTS, "gather facts", {"facts": state.facts or {}})
             # Secrets as they will be used: rendered, so "{{ vault_pw }}" is redacted by its value.
             shared.redactor.add(secret_values(shared.templar.variables(layers.merged(without=(MAGIC,))).resolved()))
@@ -296,17 +299,36 @@ class Runner:
         layers.push(MAGIC, where, {"playbook_dir": str(play.base_dir)})
         return layers
 
-    def _gather_facts(self, state: HostState) -> None:
+    def _gather_facts(self, state: HostState, before_facts: TaskEvaluation) -> None:
+        """The facts, with the first tasks' checks in the same script where they can be known yet."""
         assert self.shared is not None
         started = time.monotonic()
         connection = state.connect(self.shared)
-        result = connection.run(FACTS_SCRIPT)
+        early = self._first_probes(state, before_facts)
+        if early:
+            nonce = new_nonce()
+            result = connection.run(facts_and_probes_script(FACTS_SCRIPT, [script for _, script in early], nonce))
+            output, answers = split_facts_and_probes(result.stdout, len(early), nonce)
+            state.probes.store({key: answer for key, answer in zip(early, answers, strict=True) if answer is not None})
+            state.probes.batches += 1
+        else:
+            result = connection.run(FACTS_SCRIPT)
+            output = result.stdout
         status = "ok" if result.ok else "failed"
-        state.facts = parse_facts(result.stdout)
+        state.facts = parse_facts(output)
         state.stats.ok += 1
         self.reporter.task_done(TaskDone(state.name, "gather facts", "facts", status,  # type: ignore[arg-type]
                                          "" if result.ok else result.tail(), duration=time.monotonic() - started,
                                          check=self.options.check))
+
+    @staticmethod
+    def _first_probes(state: HostState, before_facts: TaskEvaluation) -> list[ProbeKey]:
+        """The play's first probes that run as the login user (the facts' channel), rendered without facts."""
+        try:
+            keys = Lookahead(before_facts).keys_from_start()
+        except Exception:  # only a head start: the tasks check for themselves
+            return []
+        return list(dict.fromkeys(k for k in keys if k[0] is None or k[0] == state.spec.user))
 
     def _exit_code(self) -> int:
         assert self.shared is not None

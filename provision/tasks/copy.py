@@ -27,6 +27,7 @@ from .shell import (
     parse_mode,
     parse_stat,
     quote,
+    reads_exactly_first,
     sha256_hex,
     write_file_script,
     write_outcome,
@@ -160,6 +161,7 @@ class Upload(Module):
         else:
             script, stdin = "set -e\n" + changes_script(target, plan.changes), None
         return Plan(f"{what} {target}", script=script, stdin=stdin, data=info,
+                    reads_stdin_first=stdin is not None and reads_exactly_first(script, len(stdin)),
                     diff=lambda reader: upload_diff(plan, data, reader),
                     outcome=write_outcome(target, validate=args.get("validate"),
                                           backup=plan.write and args.get("backup", False)))
@@ -194,6 +196,9 @@ class UploadFacts(Fact[UploadState]):
 
     def command(self) -> str:
         return upload_probe(self.dest, self.source_name)
+
+    def absent_path(self) -> str | None:
+        return self.dest  # absent: the file inside it is absent too
 
     def parse(self, output: str) -> UploadState:
         lines = (output or "absent").splitlines() or ["absent"]

@@ -67,6 +67,9 @@ class FileText(Fact[TextFile]):
     def command(self) -> str:
         return f"pv_stat {quote(self.path)}\npv_cat {quote(self.path)}\nprintf '\\n{_END}\\n'"
 
+    def absent_path(self) -> str | None:
+        return self.path
+
     def answer(self, state_line: str, text: str) -> str:
         """The output ``command`` gives for a regular file with that ``pv_stat`` line and ``text``."""
         return f"{state_line}\npresent\n{text}\n{_END}\n"

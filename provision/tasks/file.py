@@ -93,6 +93,11 @@ class FileFacts(Fact["FileFacts.Value"]):
     def command(self) -> str:
         return file_probe(dict(self.args))
 
+    def absent_path(self) -> str | None:
+        # A link's source is read too: its answer depends on more than the path.
+        args = dict(self.args)
+        return None if args.get("src") else str(args["path"])
+
     def parse(self, output: str) -> FileFacts.Value:
         lines = (output or "").splitlines()
         extra = dict(line.split(" ", 1) for line in lines[1:] if " " in line)

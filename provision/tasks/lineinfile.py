@@ -23,6 +23,7 @@ from .shell import (
     changes_script,
     parse_mode,
     quote,
+    reads_exactly_first,
     unified_diff,
     write_file_script,
     write_outcome,
@@ -274,5 +275,6 @@ class LineInFile(Module):
                                group or current.group or login, str(len(new_bytes)), "-", "-"))
             predicts = FileText(path).answer(state, edit.text)
         return Plan(msg, script=script, stdin=new_bytes, data=data, diff=diff, check_msg=f"would have: {msg}",
+                    reads_stdin_first=reads_exactly_first(script, len(new_bytes)),
                     outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)),
                     predicts=predicts)

@@ -309,3 +309,68 @@ def test_check_and_diff_mode_report_the_same_with_and_without_batching(sshd: Ssh
         reports.append((rows, [(d or "").replace(str(root), "ROOT") for d in diffs], snapshot(root)))
     assert reports[0] == reports[1]
     assert reports[0][2] == {}, "check mode changed the tree"
+
+
+APPEARS = """\
+- hosts: all
+  gather_facts: true
+  vars:
+    root: "{{ work }}/{{ inventory_hostname }}"
+  tasks:
+    - name: base
+      file: {path: "{{ root }}", state: directory}
+    - name: a command makes what the next tasks were planned as absent
+      shell: "echo other > {{ root }}/copied; echo other > {{ root }}/lines; mkdir {{ root }}/dir;
+              echo other > {{ root }}/rendered; ln -s copied {{ root }}/link"
+    - name: copy over it
+      copy: {dest: "{{ root }}/copied", content: "mine\\n", mode: "0640"}
+    - name: a line in it
+      lineinfile: {path: "{{ root }}/lines", line: "k=v", create: true}
+    - name: the directory
+      file: {path: "{{ root }}/dir", state: directory, mode: "0700"}
+    - name: a template over it
+      template: {src: app.conf.j2, dest: "{{ root }}/rendered"}
+      vars: {item: 1}
+    - name: a link where one appeared
+      file: {path: "{{ root }}/link", state: link, src: motd, force: true}
+    - name: still absent
+      copy: {dest: "{{ root }}/motd", content: "hello\\n"}
+"""
+
+
+def test_parts_planned_from_absent_see_what_an_earlier_part_made(sshd: SshServer, tmp_path: Path) -> None:
+    # The host checks "still absent" with the shell's tests alone; a path that appeared is read
+    # again and its task planned from what is there, as without batching.
+    batched, unbatched = both(sshd, tmp_path, APPEARS)
+    assert batched.rc == 0, batched.stdout + batched.stderr
+    root = tmp_path / "batched" / "hosts" / "node1"
+    assert (root / "copied").read_text() == "mine\n" and (root / "lines").read_text() == "other\nk=v\n"
+    assert batched.sessions < unbatched.sessions
+
+
+BIG_AFTER_FAILURE = """\
+- hosts: all
+  gather_facts: false
+  vars:
+    root: "{{{{ work }}}}/{{{{ inventory_hostname }}}}"
+  tasks:
+    - name: base
+      file: {{path: "{{{{ root }}}}", state: directory}}
+    - name: fails before the big files
+      shell: "exit 3"
+    - name: a big file
+      copy: {{src: {big}, dest: "{{{{ root }}}}/big1"}}
+    - name: another
+      copy: {{src: {big}, dest: "{{{{ root }}}}/big2"}}
+"""
+
+
+def test_a_batch_that_stops_before_its_big_files_fails_as_unbatched(sshd: SshServer, tmp_path: Path) -> None:
+    # The batch's script ends at the failing part without reading the files' bytes (more than
+    # sshd's window): the failure is the task's, never a lost connection.
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"z" * (3 * 1024 * 1024))
+    batched, _ = both(sshd, tmp_path, BIG_AFTER_FAILURE.format(big=big))
+    assert batched.rc == 2, batched.stdout + batched.stderr
+    assert batched.recap["node1"]["unreachable"] == 0 and batched.recap["node1"]["failed"] == 1
+    assert "node1/big1" not in batched.state

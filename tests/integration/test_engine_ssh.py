@@ -134,8 +134,21 @@ def test_converged_run_uses_few_sessions(sshd: SshServer, tmp_path: Path) -> Non
     assert provision("playbook", "site.yml", cwd=project).returncode == 0
     before = sshd.sessions()
     assert provision("playbook", "site.yml", cwd=project).returncode == 0
-    # facts + one probe batch: a converged run never opens a channel per task.
-    assert sshd.sessions() - before <= 3
+    # facts with the first checks, then the checks from the task that reads a fact on: never a
+    # channel per task.
+    assert sshd.sessions() - before == 2
+
+
+def test_checks_that_need_no_fact_travel_with_the_facts(sshd: SshServer, tmp_path: Path) -> None:
+    project = make_project(sshd, tmp_path, hosts=1)
+    (project / "site.yml").write_text(SITE.replace("{{ facts.os_id }}", "debian"))
+    assert provision("playbook", "site.yml", cwd=project).returncode == 0
+    before = sshd.sessions()
+    second = provision("playbook", "site.yml", "--json", cwd=project)
+    assert second.returncode == 0, second.stderr
+    assert {h: s["changed"] for h, s in recap(second.stdout).items()} == {"node1": 0}
+    # One session: the facts and every task's check in one script.
+    assert sshd.sessions() - before == 1
 
 
 def test_unknown_and_changed_host_keys_are_refused(sshd: SshServer, tmp_path: Path) -> None:

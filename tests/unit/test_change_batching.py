@@ -203,3 +203,54 @@ def test_handlers_run_after_batched_changes_as_without(tmp_path: Path) -> None:
       copy: {dest: "{{ work }}/conf", content: "c"}
       notify: h""")
     assert ("handled", "handled\n") in on[2]
+
+
+def test_an_answer_of_absent_is_checked_without_a_process_and_a_path_that_appeared_stops(tmp_path: Path) -> None:
+    target = tmp_path / "made"
+    probe = f"pv_stat {quote(str(target))} sum"
+    ran = tmp_path / "ran"
+    parts = [BatchPart("true"),
+             BatchPart(f"touch {quote(str(ran))}", probe=probe, expected="absent\n", absent=str(target))]
+    outcome, script = run_batch(parts)
+    assert [r.index for r in outcome.runs] == [0, 1] and outcome.stale is None and ran.exists()
+    # Still absent: the probe (a command substitution, a process) runs only if the path exists now.
+    assert f"if [ $_pvb_go = 1 ] && {{ [ -e '{target}' ] || [ -L '{target}' ]; }}; then\n_pvb_got=$(" in script
+    ran.unlink()
+    parts[0] = BatchPart(f"echo here > {quote(str(target))}")
+    outcome, _ = run_batch(parts)
+    assert [r.index for r in outcome.runs] == [0] and not ran.exists()
+    assert outcome.stale == (1, probe_now(probe))
+
+
+def test_a_file_write_reads_its_bytes_straight_from_the_channel(tmp_path: Path) -> None:
+    from provision.tasks.shell import reads_exactly_first, write_file_script
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    a = write_file_script(str(first), mode="640", size=4)
+    b = write_file_script(str(second), size=3)
+    assert reads_exactly_first(a, 4) and reads_exactly_first(b, 3) and not reads_exactly_first(a, 5)
+    assert not reads_exactly_first(write_file_script(str(first), validate="test -s %s", size=4), 4)
+    assert not reads_exactly_first(a + "cat > /dev/null\n", 4)
+    outcome, script = run_batch([BatchPart(a, stdin=b"AAAA", direct=True), BatchPart("cat", stdin=b"mid\n"),
+                                 BatchPart(b, stdin=b"BBB", direct=True), BatchPart("cat")])
+    assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
+    assert first.read_bytes() == b"AAAA" and second.read_bytes() == b"BBB"
+    assert [r.result.stdout for r in outcome.runs] == ["", "mid\n", "", ""]
+    # No pipe, drain or second head around the writes: their own head -c reads the channel.
+    assert script.count("| { (") == 1  # only the cat part, which may leave bytes unread
+
+
+def test_new_files_of_a_batch_are_synced_once_per_directory_after_the_parts(tmp_path: Path) -> None:
+    from provision.tasks.shell import write_file_script
+
+    (tmp_path / "old").write_text("old\n")
+    writes = [(tmp_path / "new1", b"one\n"), (tmp_path / "new2", b"two\n"), (tmp_path / "old", b"new\n")]
+    parts = [BatchPart(write_file_script(str(path), size=len(data)), stdin=data, written=str(path), direct=True)
+             for path, data in writes]
+    outcome, script = run_batch([BatchPart("true"), *parts])
+    assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
+    assert [path.read_bytes() for path, _ in writes] == [data for _, data in writes]
+    # One syncfs for the directory, after the parts; a replaced file is still synced before its mv.
+    assert script.count(f"set -- \"$@\" '{tmp_path}'") == 1
+    assert script.index('sync -f -- "$@"') > script.index("_pvb_later=1")
+    assert f"if [ -e {quote(str(tmp_path / 'old'))} ] || [ -z \"${{_pvb_later:-}}\" ]; then sync" in script

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.probes import batch_script, new_nonce, split_answers
+from provision.facts import FACTS_SCRIPT, parse_facts
+from provision.probes import batch_script, facts_and_probes_script, new_nonce, split_answers, split_facts_and_probes
 from provision.tasks.shell import SHELL_LIB, parse_stat, quote
 
 pytestmark = pytest.mark.unit
@@ -116,3 +117,23 @@ def test_split_answers_drops_an_answer_whose_placeholder_has_no_value() -> None:
               f"\n@@pv-{nonce} 1\ndirectory\t@@pv-{nonce}#2\t-\t-\n"
               f"\n@@pv-{nonce} stat 1 0\n755\troot\troot\t4096\n\n@@pv-{nonce} sum\n")
     assert split_answers(output, 2, nonce) == ["directory\t755\troot\troot\t4096\t-\t-\n", None]
+
+
+def test_facts_with_probes_answer_as_each_alone(tree: Path) -> None:
+    scripts = [f"pv_stat {quote(str(tree / name))} sum" for name in ("dir/plain.conf", "absent")]
+    nonce = new_nonce()
+    run = subprocess.run(["sh", "-s"], input=facts_and_probes_script(FACTS_SCRIPT, scripts, nonce),
+                         capture_output=True, text=True, timeout=60)
+    facts, answers = split_facts_and_probes(run.stdout, len(scripts), nonce)
+    assert parse_facts(facts) == parse_facts(sh(FACTS_SCRIPT))
+    assert answers == [sh(script) for script in scripts]
+
+
+def test_facts_exit_code_is_the_scripts_and_a_cut_batch_answers_nothing() -> None:
+    nonce = new_nonce()
+    run = subprocess.run(["sh", "-s"], input=facts_and_probes_script("echo os_id=x; exit 3", ["echo a"], nonce),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3
+    facts, answers = split_facts_and_probes(run.stdout, 1, nonce)
+    assert facts.strip() == "os_id=x" and answers == ["a\n"]
+    assert split_facts_and_probes("os_id=x\n", 1, nonce) == ("os_id=x\n", [None])
