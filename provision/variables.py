@@ -33,6 +33,7 @@ and per play and pushes the rest; a task sees ``view(TASK_VARS, its block and ta
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
@@ -51,6 +52,7 @@ from .varsfiles import (
     load_vars_file,
     parse_extra_vars,
 )
+from .yamlfile import YamlDict, YamlList
 
 DEFAULTS = "play defaults"
 INVENTORY_ALL = "inventory: all"
@@ -245,6 +247,18 @@ def plain_value(value: Any, *, show_secrets: bool = False, secret: bool = False)
     A value is secret when it is a ``Secret`` (tagged ``!secret``) or sits under a key whose
     name looks like a credential (``secret`` is True for the caller's own key).
     """
+    kind = type(value)  # exact types first: `--list` runs this over every value of every host
+    if kind is str or kind is int:
+        return (str(value) if show_secrets else REDACTED) if secret else value
+    if kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or kind is YamlDict:
+        return {
+            str(k): plain_value(v, show_secrets=show_secrets, secret=secret or is_secret_name(str(k)))
+            for k, v in value.items()
+        }
+    if kind is list or kind is YamlList:
+        return [plain_value(v, show_secrets=show_secrets, secret=secret) for v in value]
     if isinstance(value, Secret) or (secret and isinstance(value, str | int) and not isinstance(value, bool)):
         return str(value) if show_secrets else REDACTED
     if isinstance(value, Mapping):
@@ -294,7 +308,7 @@ def magic_variables(
     }
     if inventory_file is not None:
         magic["inventory_file"] = inventory_file
-        magic["inventory_dir"] = str(Path(inventory_file).parent)
+        magic["inventory_dir"] = _parent_dir(inventory_file)
     if check is not None:
         magic["ansible_check_mode"] = check
     if diff is not None:
@@ -302,6 +316,11 @@ def magic_variables(
     if hostvars is not None:
         magic["hostvars"] = hostvars
     return magic
+
+
+@functools.lru_cache(maxsize=16)  # one inventory file, asked for each of its hosts
+def _parent_dir(path: str) -> str:
+    return str(Path(path).parent)
 
 
 def _short_name(name: str) -> str:

@@ -56,13 +56,19 @@ def _add_vault_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_inventory(args: argparse.Namespace) -> int:
     from ..cli import load_inventory
-    from ..inventory_graph import dump_yaml, graph_lines, limited_list, yaml_inventory
+    from ..yamlfile import paused_gc
 
     if args.explain and not args.host:
         raise OptionsError("--explain needs --host HOST", hint="provision inventory --host app1 --explain")
     if args.graph and args.yaml:
         raise OptionsError("--yaml applies to --list and --host, not --graph")
-    inventory = load_inventory(args)
+    with paused_gc():  # the listing below only allocates: see paused_gc
+        return _show(args, load_inventory(args))
+
+
+def _show(args: argparse.Namespace, inventory: Any) -> int:
+    from ..inventory_graph import dump_yaml, graph_lines, limited_list, yaml_inventory
+
     for warning in inventory.warnings:
         _warn(warning)
     hosts = {h.name for h in inventory.select(args.limit)} if args.limit else None
