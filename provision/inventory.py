@@ -27,14 +27,13 @@ from typing import Any
 from .connspec import ConnectionSpec, connection_spec
 from .errors import InventoryError, Source
 from .hostpatterns import ALL, UNGROUPED, expand_host_range, parse_host_address, select_hosts
-from .inventory_checks import name_clashes, refuse_typed_names
+from .inventory_checks import name_clashes, refuse_typed_names, unknown_key_hint, yaml_kind
 from .inventory_vars import fill_host_layers, listed_vars
 from .variables import MAGIC, Explained, VariableLayers, VarsMap, load_vars_dir, magic_variables
 from .yamlfile import load_yaml, paused_gc
 
 __all__ = ["ConnectionSpec", "Group", "Host", "Inventory", "connection_spec", "host_magic"]
 
-GROUP_KEYS = ("hosts", "children", "vars")
 # Characters that would make a name unusable in a host pattern.
 _BAD_NAME_CHARS = frozenset(" \t\n,:")
 _PRIORITY_VAR = "ansible_group_priority"
@@ -124,7 +123,7 @@ class Inventory:
             )
         if not isinstance(data, Mapping):
             raise InventoryError(
-                f"an inventory must be a mapping of group names, not a {_kind(data)}",
+                f"an inventory must be a mapping of group names, not a {yaml_kind(data)}",
                 source=getattr(data, "source", None) or Source(file),
                 hint="write 'all:' with 'hosts:' and 'children:' (an INI inventory is read as INI when "
                 "its name ends in .ini or its first line is a host or a [section])",
@@ -159,7 +158,7 @@ class Inventory:
         if not isinstance(body, Mapping):
             raise InventoryError(
                 f"group {name!r} must be a mapping with 'hosts', 'children' or 'vars', "
-                f"not a {_kind(body)}",
+                f"not a {yaml_kind(body)}",
                 source=where,
                 hint=f"write '{name}:' then an indented 'hosts:' mapping of host names",
             )
@@ -177,7 +176,7 @@ class Inventory:
                 raise InventoryError(
                     f"unknown key {key!r} in group {name!r}: a group has only 'hosts', 'children' and 'vars'",
                     source=at,
-                    hint=_unknown_key_hint(str(key)),
+                    hint=unknown_key_hint(str(key)),
                 )
         return group
 
@@ -190,7 +189,7 @@ class Inventory:
             return value
         example = "hosts:\n    app1.example.com:" if key == "hosts" else "children:\n    web:"
         raise InventoryError(
-            f"'{key}' of group {group.name!r} must be a mapping, not a {_kind(value)}",
+            f"'{key}' of group {group.name!r} must be a mapping, not a {yaml_kind(value)}",
             source=at,
             hint=f"write each name as a key ending in ':' (not a '- ' list item), e.g.\n  {example}",
         )
@@ -200,7 +199,7 @@ class Inventory:
             return
         if not isinstance(value, Mapping):
             raise InventoryError(
-                f"'vars' of group {group.name!r} must be a mapping, not a {_kind(value)}",
+                f"'vars' of group {group.name!r} must be a mapping, not a {yaml_kind(value)}",
                 source=at,
                 hint="write one 'name: value' per line under 'vars:'",
             )
@@ -234,7 +233,7 @@ class Inventory:
         if host_vars is not None and not isinstance(host_vars, Mapping):
             raise InventoryError(
                 f"host {pattern!r} in group {group.name!r} must map to its variables, "
-                f"not a {_kind(host_vars)}",
+                f"not a {yaml_kind(host_vars)}",
                 source=where,
                 hint=f"write '{pattern}:' alone, or with an indented 'name: value' per variable",
             )
@@ -391,25 +390,9 @@ class Inventory:
 
     def to_ansible_list(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """The JSON ``ansible-inventory -i FILE --list`` prints for this inventory."""
-        result: dict[str, Any] = {}
-        seen: set[str] = set()
+        from .inventory_graph import ansible_list
 
-        todo = [self.groups[ALL]]  # depth first, in file order, without recursion (deep group chains)
-        while todo:
-            group = todo.pop()
-            entry: dict[str, Any] = {}
-            if group.name != ALL and group.hosts:
-                entry["hosts"] = list(group.hosts)
-            if group.children:
-                entry["children"] = list(group.children)
-            if entry:
-                result[group.name] = entry
-            fresh = [child for child in group.children if child not in seen]
-            seen.update(fresh)
-            todo.extend(self.groups[child] for child in reversed(fresh))
-        hostvars = {name: self.host_vars(name, show_secrets=show_secrets) for name in self.hosts}
-        result["_meta"] = {"hostvars": {name: values for name, values in hostvars.items() if values}}
-        return result
+        return ansible_list(self, show_secrets=show_secrets)
 
 
 def host_magic(inventory: Inventory, host: Host, **run: Any) -> dict[str, Any]:
@@ -432,26 +415,3 @@ def _without(values: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         if hasattr(values, attribute):
             setattr(copy, attribute, getattr(values, attribute))
     return copy
-
-
-def _kind(value: Any) -> str:
-    """A YAML word for the type of ``value``, for messages."""
-    if isinstance(value, Mapping):
-        return "mapping"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "string" if isinstance(value, str) else type(value).__name__
-
-
-def _unknown_key_hint(key: str) -> str:
-    close = difflib.get_close_matches(key, GROUP_KEYS, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return (
-        f"if {key!r} is a host, put it under 'hosts:'; if it is a group, under 'children:'; "
-        "if it is a variable, under 'vars:'"
-    )

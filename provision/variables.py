@@ -39,7 +39,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .secrets import REDACTED, Secret, is_secret_name
 
@@ -91,8 +91,7 @@ _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 SHORT_VALUE_WIDTH = 60
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):  # a tuple, not a frozen dataclass: pushed for every host of an inventory
     """One push: a mapping of values from one source at one level."""
 
     level: str
@@ -134,10 +133,11 @@ class VariableLayers:
         if not values:
             return
         self._layers.append(Layer(level, source, values, scope))
+        merged, winner = self._merged, self._winner
         for key, value in values.items():
-            if self._winner.get(key, -1) <= rank:
-                self._merged[key] = value
-                self._winner[key] = rank
+            if winner.get(key, -1) <= rank:
+                merged[key] = value
+                winner[key] = rank
 
     def view(self, level: str, values: Mapping[str, Any] | None) -> dict[str, Any]:
         """The merged variables with ``values`` slotted in at ``level``, without storing them.

@@ -212,8 +212,10 @@ def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError
             node = loader.get_single_node()
             if node is None:
                 return None
-            if _may_exceed_bounds(text):
+            if "&" in text:  # anchors, so maybe aliases: depth and expansion
                 check_bounds(node, filename, error=error)
+            elif _may_exceed_bounds(text):  # no alias can expand: depth alone, a lighter walk
+                check_depth(node, filename, error=error)
             return loader.construct_document(node)
     except RecursionError:
         raise error(
@@ -254,12 +256,7 @@ def check_bounds(node: yaml.Node, filename: str, *, error: type[InputError] = In
     while stack:
         current, depth, children_done = stack.pop()
         if depth > MAX_DEPTH:
-            raise error(
-                f"YAML nested deeper than {MAX_DEPTH} levels",
-                source=Source(filename, current.start_mark.line + 1),
-                hint="flatten the structure (groups can be listed at the top level and linked by name "
-                "under 'children:')",
-            )
+            raise _too_deep(current, filename, error)
         children = _children(current)
         if children_done:
             total = 1 + sum(expanded[id(child)] for child in children)
@@ -278,13 +275,42 @@ def check_bounds(node: yaml.Node, filename: str, *, error: type[InputError] = In
         stack.extend((child, depth + 1, False) for child in children if id(child) not in expanded)
 
 
+def check_depth(node: yaml.Node, filename: str, *, error: type[InputError] = InputError) -> None:
+    """``check_bounds`` for a tree without aliases: the same error on the same node, for less work.
+
+    Only collections are walked; a collection at ``MAX_DEPTH`` with children is refused at its
+    last child, the node ``check_bounds`` (same order, scalars pushed too) pops first.
+    """
+    stack: list[tuple[yaml.Node, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = _children(current)
+        if not children:
+            continue
+        if depth >= MAX_DEPTH:
+            raise _too_deep(children[-1], filename, error)
+        stack.extend((child, depth + 1) for child in children if not isinstance(child, yaml.ScalarNode))
+
+
+def _too_deep(node: yaml.Node, filename: str, error: type[InputError]) -> InputError:
+    return error(
+        f"YAML nested deeper than {MAX_DEPTH} levels",
+        source=Source(filename, node.start_mark.line + 1),
+        hint="flatten the structure (groups can be listed at the top level and linked by name under 'children:')",
+    )
+
+
 def _may_exceed_bounds(text: str) -> bool:
     """False when ``text`` cannot hold aliases nor nest deeper than ``MAX_DEPTH``: a fast path for big files.
 
-    Block nesting needs a deeper indent (or a '- ') per level, flow nesting a bracket per level.
+    A level of nesting takes a bracket or brace (flow), or at most two characters of ' ', '-',
+    '?' or ':' at the start of a line (block: "- - x", or "a:" then "- b:" then "  - c:"); a
+    document may mix both, so they are counted together (the root is a level of its own).
     """
-    return ("&" in text or text.count("[") + text.count("{") > MAX_DEPTH
-            or re.search(rf"^[ \t-]{{{MAX_DEPTH},}}", text, re.M) is not None)
+    if "&" in text:
+        return True
+    room = MAX_DEPTH - 2 - text.count("[") - text.count("{")
+    return room <= 0 or re.search(rf"^[ \t?:-]{{{room // 2},}}", text, re.M) is not None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

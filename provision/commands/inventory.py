@@ -90,11 +90,10 @@ def _show(args: argparse.Namespace, inventory: Any) -> int:
 
 
 def _emit(data: Any, as_yaml: bool) -> None:
-    import json
-
     from ..inventory_graph import dump_yaml
+    from ..jsontext import dumps_indented  # json.dumps(indent=4, sort_keys=True, default=str), faster
 
-    print(dump_yaml(data), end="") if as_yaml else print(json.dumps(data, indent=4, sort_keys=True, default=str))
+    print(dump_yaml(data), end="") if as_yaml else print(dumps_indented(data))
 
 
 def _warn(message: str) -> None:
