@@ -82,6 +82,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that builds YamlDict/YamlList with positions."""
 
     filename = "<string>"
+    shares_nodes = True  # False when the text has no anchor, so no alias
 
 
 try:
@@ -97,6 +98,7 @@ if _CParser is not None:
         """The same constructors on libyaml's parser (several times faster on big files)."""
 
         filename = "<string>"
+        shares_nodes = True
 
         def __init__(self, stream: str) -> None:
             _CParser.__init__(self, stream)
@@ -137,13 +139,22 @@ def paused_gc() -> Iterator[None]:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 def _construct_value(loader: _Loader, node: yaml.Node) -> Any:
-    # A plain string is its node's value: skip construct_object's bookkeeping (most values of a
-    # big inventory). Anything else, aliases included, goes the usual way.
-    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+    # A plain string is its node's value, and in a document without anchors (no node reached
+    # twice) a plain mapping or list is built directly: construct_object's bookkeeping is for
+    # aliases. Anything else (tags, aliases) goes the usual way.
+    tag = node.tag
+    if tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
         return node.value
+    if not loader.shares_nodes:
+        if tag == _MAP_TAG and isinstance(node, yaml.MappingNode):
+            return _construct_mapping(loader, node)
+        if tag == _SEQ_TAG and isinstance(node, yaml.SequenceNode):
+            return _construct_sequence(loader, node)
     return loader.construct_object(node, deep=True)
 
 
@@ -207,6 +218,7 @@ def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError
     """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
     loader = _new_loader(text)
     loader.filename = filename
+    loader.shares_nodes = "&" in text
     try:
         with paused_gc():
             node = loader.get_single_node()

@@ -291,3 +291,25 @@ def test_paused_gc_restores_the_collector_and_nests() -> None:
     with pytest.raises(InventoryError), paused_gc():
         Inventory.from_data([])
     assert gc.isenabled()
+
+
+def yaml_files() -> list[Path]:
+    found = [*REPO.glob("tests/**/*.yml"), *REPO.glob("provision/builtin/**/*.yml"), *REPO.glob("*.yml")]
+    return sorted(p for p in found if "golden" not in p.parts)
+
+
+def test_the_fast_constructors_build_what_pyyaml_builds() -> None:
+    compared = 0
+    for path in yaml_files():
+        text = path.read_text()
+        try:
+            expected = yaml.safe_load(text)
+        except yaml.YAMLError:  # a bad input on purpose, or a !secret/!vault tag
+            continue
+        assert parse_yaml(text, str(path)) == expected, path
+        compared += 1
+    assert compared > 50
+    merged = parse_yaml("a: {x: 1}\nb: {<<: {y: 3}, x: 4}\nc: !!str 5\nd: [1, [2, {e: f}]]\n", "m.yml")
+    assert merged == {"a": {"x": 1}, "b": {"x": 4, "y": 3}, "c": "5", "d": [1, [2, {"e": "f"}]]}
+    shared = parse_yaml("base: &b {a: [1]}\nweb: *b\n", "s.yml")
+    assert shared["web"] is shared["base"]
