@@ -328,7 +328,8 @@ class Inventory:
         group_files = self._vars_dir_files("group_vars", self.groups)
         host_files = self._vars_dir_files("host_vars", self.hosts)
         self.magic_groups = {name: list(hosts) for name, hosts in self.members.items()}
-        fill_host_layers(self, group_files, host_files)
+        fill_host_layers(self.hosts.values(), self.groups, self.file, group_files=group_files, host_files=host_files,
+                         magic=lambda host: host_magic(self, host))
 
     def _depth(self, name: str, memo: dict[str, int]) -> int:
         # Iterative: a chain of a thousand nested groups must not hit Python's recursion limit.
@@ -382,7 +383,7 @@ class Inventory:
 
     def host_vars(self, name: str, *, show_secrets: bool = False) -> dict[str, Any]:
         """A host's variables as ``ansible-inventory --host`` shows them (no magic vars)."""
-        return listed_vars(self.host(name), show_secrets=show_secrets)
+        return listed_vars(self.host(name).layers, show_secrets=show_secrets)
 
     def explain(self, name: str) -> list[Explained]:
         """Every variable of a host with its winning level and source, magic ``groups`` left out."""

@@ -9,8 +9,8 @@ are pushed once per distinct set of groups and each host starts from a copy of t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from .hostpatterns import ALL
 from .variables import (
@@ -26,44 +26,71 @@ from .variables import (
     plain_value,
 )
 
-if TYPE_CHECKING:
-    from .inventory import Group, Host, Inventory
-
 VarsFiles = Mapping[str, Sequence[tuple[str, VarsMap]]]
 
 
-def fill_host_layers(inventory: Inventory, group_files: VarsFiles, host_files: VarsFiles) -> None:
-    """Give every host of ``inventory`` its layers, from the inventory file and the vars dirs."""
-    from .inventory import host_magic
+class GroupVars(Protocol):
+    """What the merge reads of a group (``inventory.Group``)."""
 
+    @property
+    def name(self) -> str: ...
+    @property
+    def var_maps(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def priority(self) -> int: ...
+
+
+class HostVars(Protocol):
+    """What the merge reads of a host, and where it puts the layers (``inventory.Host``)."""
+
+    layers: VariableLayers
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+    @property
+    def var_maps(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+G = TypeVar("G", bound=GroupVars)
+H = TypeVar("H", bound=HostVars)
+
+
+def fill_host_layers(hosts: Iterable[H], groups: Mapping[str, GroupVars], file: str, *, group_files: VarsFiles,
+                     host_files: VarsFiles, magic: Callable[[H], Mapping[str, Any]]) -> None:
+    """Give every host its layers: from the inventory ``file``, the vars dirs, and ``magic(host)``."""
     chains: dict[tuple[str, ...], VariableLayers] = {}
-    for host in inventory.hosts.values():
+    for host in hosts:
         base = chains.get(host.groups)
         if base is None:
-            base = chains[host.groups] = group_layers(inventory, host.groups, group_files)
+            base = chains[host.groups] = group_layers(groups, host.groups, file, group_files)
         layers = base.copy()
         for values in host.var_maps:
-            layers.push(INVENTORY_HOST, inventory.file, values, scope=f"host {host.name}")
+            layers.push(INVENTORY_HOST, file, values, scope=f"host {host.name}")
         for path, values in host_files.get(host.name, ()):
             layers.push(HOST_VARS, path, values)
-        layers.push(MAGIC, inventory.file, host_magic(inventory, host))
+        layers.push(MAGIC, file, magic(host))
         host.layers = layers
 
 
-def ordered_groups(inventory: Inventory, group_names: Sequence[str]) -> list[Group]:
+def ordered_groups(groups: Mapping[str, G], group_names: Iterable[str]) -> list[G]:
     """The groups of a host but ``all``, in merge order: (depth, priority, name), as Ansible sorts them."""
-    return sorted((inventory.groups[g] for g in group_names if g != ALL), key=lambda g: (g.depth, g.priority, g.name))
+    return sorted((groups[g] for g in group_names if g != ALL), key=lambda g: (g.depth, g.priority, g.name))
 
 
-def group_layers(inventory: Inventory, group_names: Sequence[str], group_files: VarsFiles) -> VariableLayers:
+def group_layers(groups: Mapping[str, GroupVars], group_names: Iterable[str], file: str,
+                 group_files: VarsFiles) -> VariableLayers:
     """Levels 2-5 for a host in ``group_names``: the part every host of those groups shares."""
     layers = VariableLayers()
-    for values in inventory.groups[ALL].var_maps:
-        layers.push(INVENTORY_ALL, inventory.file, values, scope="group all")
-    ordered = ordered_groups(inventory, group_names)
+    for values in groups[ALL].var_maps:
+        layers.push(INVENTORY_ALL, file, values, scope="group all")
+    ordered = ordered_groups(groups, group_names)
     for group in ordered:
         for values in group.var_maps:
-            layers.push(INVENTORY_GROUPS, inventory.file, values, scope=f"group {group.name}")
+            layers.push(INVENTORY_GROUPS, file, values, scope=f"group {group.name}")
     for path, values in group_files.get(ALL, ()):
         layers.push(GROUP_VARS_ALL, path, values)
     for group in ordered:
@@ -72,10 +99,10 @@ def group_layers(inventory: Inventory, group_names: Sequence[str], group_files: 
     return layers
 
 
-def listed_vars(host: Host, *, show_secrets: bool = False) -> dict[str, Any]:
+def listed_vars(layers: VariableLayers, *, show_secrets: bool = False) -> dict[str, Any]:
     """A host's variables as ``ansible-inventory --host`` shows them: no magic, names sorted.
 
     The merged values, not an explanation: ``--list`` asks this of every host.
     """
-    merged = host.layers.merged(without=(MAGIC,))
+    merged = layers.merged(without=(MAGIC,))
     return plain_value({name: merged[name] for name in sorted(merged)}, show_secrets=show_secrets)  # type: ignore[no-any-return]

@@ -112,7 +112,7 @@ def layers_built_per_host(inventory: Inventory, name: str) -> VariableLayers:
     layers = VariableLayers()
     for values in inventory.groups[ALL].var_maps:
         layers.push(INVENTORY_ALL, inventory.file, values, scope="group all")
-    ordered = ordered_groups(inventory, host.groups)
+    ordered = ordered_groups(inventory.groups, host.groups)
     for group in ordered:
         for values in group.var_maps:
             layers.push(INVENTORY_GROUPS, inventory.file, values, scope=f"group {group.name}")
