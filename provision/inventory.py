@@ -27,27 +27,13 @@ from typing import Any
 from .connspec import ConnectionSpec, connection_spec
 from .errors import InventoryError, Source
 from .hostpatterns import ALL, UNGROUPED, expand_host_range, parse_host_address, select_hosts
-from .inventory_checks import name_clashes, refuse_typed_names
-from .variables import (
-    GROUP_VARS,
-    GROUP_VARS_ALL,
-    HOST_VARS,
-    INVENTORY_ALL,
-    INVENTORY_GROUPS,
-    INVENTORY_HOST,
-    MAGIC,
-    Explained,
-    VariableLayers,
-    VarsMap,
-    load_vars_dir,
-    magic_variables,
-    plain_value,
-)
-from .yamlfile import load_yaml
+from .inventory_checks import name_clashes, refuse_typed_names, unknown_key_hint, yaml_kind
+from .inventory_vars import fill_host_layers, listed_vars
+from .variables import MAGIC, Explained, VariableLayers, VarsMap, load_vars_dir, magic_variables
+from .yamlfile import load_yaml, paused_gc
 
 __all__ = ["ConnectionSpec", "Group", "Host", "Inventory", "connection_spec", "host_magic"]
 
-GROUP_KEYS = ("hosts", "children", "vars")
 # Characters that would make a name unusable in a host pattern.
 _BAD_NAME_CHARS = frozenset(" \t\n,:")
 _PRIORITY_VAR = "ansible_group_priority"
@@ -106,6 +92,8 @@ class Inventory:
         self.members: dict[str, list[str]] = {}  # group -> every host in it or its descendants
         self.magic_groups: dict[str, list[str]] = {}  # the `groups` magic variable (copies of members)
         self.warnings: list[str] = []
+        self._direct: dict[str, set[str]] = {}  # group -> the hosts listed in it (lookups for group.hosts)
+        self._resolved_file: str | None = None
         self._link(ALL, UNGROUPED, None)
 
     # ----- building -----
@@ -135,15 +123,16 @@ class Inventory:
             )
         if not isinstance(data, Mapping):
             raise InventoryError(
-                f"an inventory must be a mapping of group names, not a {_kind(data)}",
+                f"an inventory must be a mapping of group names, not a {yaml_kind(data)}",
                 source=getattr(data, "source", None) or Source(file),
                 hint="write 'all:' with 'hosts:' and 'children:' (an INI inventory is read as INI when "
                 "its name ends in .ini or its first line is a host or a [section])",
             )
         refuse_typed_names(data, file)
-        for name, body in data.items():
-            inventory._parse_group(name, body, None, _key_source(data, name, file))
-        inventory._finish()
+        with paused_gc():  # only allocations here: see paused_gc
+            for name, body in data.items():
+                inventory._parse_group(name, body, None, _key_source(data, name, file))
+            inventory._finish()
         inventory.warnings.extend(name_clashes(inventory.groups, inventory.hosts))
         return inventory
 
@@ -169,7 +158,7 @@ class Inventory:
         if not isinstance(body, Mapping):
             raise InventoryError(
                 f"group {name!r} must be a mapping with 'hosts', 'children' or 'vars', "
-                f"not a {_kind(body)}",
+                f"not a {yaml_kind(body)}",
                 source=where,
                 hint=f"write '{name}:' then an indented 'hosts:' mapping of host names",
             )
@@ -187,7 +176,7 @@ class Inventory:
                 raise InventoryError(
                     f"unknown key {key!r} in group {name!r}: a group has only 'hosts', 'children' and 'vars'",
                     source=at,
-                    hint=_unknown_key_hint(str(key)),
+                    hint=unknown_key_hint(str(key)),
                 )
         return group
 
@@ -200,7 +189,7 @@ class Inventory:
             return value
         example = "hosts:\n    app1.example.com:" if key == "hosts" else "children:\n    web:"
         raise InventoryError(
-            f"'{key}' of group {group.name!r} must be a mapping, not a {_kind(value)}",
+            f"'{key}' of group {group.name!r} must be a mapping, not a {yaml_kind(value)}",
             source=at,
             hint=f"write each name as a key ending in ':' (not a '- ' list item), e.g.\n  {example}",
         )
@@ -210,7 +199,7 @@ class Inventory:
             return
         if not isinstance(value, Mapping):
             raise InventoryError(
-                f"'vars' of group {group.name!r} must be a mapping, not a {_kind(value)}",
+                f"'vars' of group {group.name!r} must be a mapping, not a {yaml_kind(value)}",
                 source=at,
                 hint="write one 'name: value' per line under 'vars:'",
             )
@@ -244,7 +233,7 @@ class Inventory:
         if host_vars is not None and not isinstance(host_vars, Mapping):
             raise InventoryError(
                 f"host {pattern!r} in group {group.name!r} must map to its variables, "
-                f"not a {_kind(host_vars)}",
+                f"not a {yaml_kind(host_vars)}",
                 source=where,
                 hint=f"write '{pattern}:' alone, or with an indented 'name: value' per variable",
             )
@@ -253,7 +242,9 @@ class Inventory:
             host = self.hosts.get(name)
             if host is None:
                 host = self.hosts[name] = Host(name, where)
-            if name not in group.hosts:
+            listed = self._direct.setdefault(group.name, set())
+            if name not in listed:
+                listed.add(name)
                 group.hosts.append(name)
             if port is not None:
                 host.var_maps.append({"ansible_port": port})
@@ -303,26 +294,42 @@ class Inventory:
             for host_name in group.hosts:
                 direct[host_name].append(group.name)
         ungrouped = self.groups[UNGROUPED]
+        grouped_elsewhere: set[str] = set()
         for host_name, names in direct.items():
             real = [g for g in names if g not in (ALL, UNGROUPED)]
             if real and UNGROUPED in names:
-                ungrouped.hosts.remove(host_name)
+                grouped_elsewhere.add(host_name)
                 names.remove(UNGROUPED)
             elif not real and UNGROUPED not in names:
                 ungrouped.hosts.append(host_name)
                 names.append(UNGROUPED)
+        if grouped_elsewhere:  # one pass, not a list.remove per host
+            ungrouped.hosts[:] = [h for h in ungrouped.hosts if h not in grouped_elsewhere]
         depths: dict[str, int] = {}
         for group in self.groups.values():
             group.depth = self._depth(group.name, depths)
         order = {name: index for index, name in enumerate(self.groups)}
         self.members = {name: [] for name in self.groups}
+        ancestors: dict[str, set[str]] = {}
+        closures: dict[tuple[str, ...], tuple[str, ...]] = {}  # a host's direct groups -> all its groups
         for host in self.hosts.values():
-            closure = {ALL, *direct[host.name]}
-            closure.update(a for g in direct[host.name] for a in self._ancestors(g))
-            host.groups = tuple(sorted(closure, key=order.__getitem__))
-            for group_name in host.groups:
+            listed_in = tuple(direct[host.name])
+            groups = closures.get(listed_in)
+            if groups is None:
+                closure = {ALL, *listed_in}
+                for name in listed_in:
+                    if name not in ancestors:
+                        ancestors[name] = self._ancestors(name)
+                    closure.update(ancestors[name])
+                groups = closures[listed_in] = tuple(sorted(closure, key=order.__getitem__))
+            host.groups = groups
+            for group_name in groups:
                 self.members[group_name].append(host.name)
-        self._fill_variables()
+        group_files = self._vars_dir_files("group_vars", self.groups)
+        host_files = self._vars_dir_files("host_vars", self.hosts)
+        self.magic_groups = {name: list(hosts) for name, hosts in self.members.items()}
+        fill_host_layers(self.hosts.values(), self.groups, self.file, group_files=group_files, host_files=host_files,
+                         magic=lambda host: host_magic(self, host))
 
     def _depth(self, name: str, memo: dict[str, int]) -> int:
         # Iterative: a chain of a thousand nested groups must not hit Python's recursion limit.
@@ -341,31 +348,6 @@ class Inventory:
             todo.pop()
         return memo[name]
 
-    def _fill_variables(self) -> None:
-        group_files = self._vars_dir_files("group_vars", self.groups)
-        host_files = self._vars_dir_files("host_vars", self.hosts)
-        self.magic_groups = {name: list(hosts) for name, hosts in self.members.items()}
-        for host in self.hosts.values():
-            layers = host.layers
-            for values in self.groups[ALL].var_maps:
-                layers.push(INVENTORY_ALL, self.file, values, scope="group all")
-            ordered = sorted(
-                (self.groups[g] for g in host.groups if g != ALL), key=lambda g: (g.depth, g.priority, g.name)
-            )
-            for group in ordered:
-                for values in group.var_maps:
-                    layers.push(INVENTORY_GROUPS, self.file, values, scope=f"group {group.name}")
-            for path, values in group_files.get(ALL, []):
-                layers.push(GROUP_VARS_ALL, path, values)
-            for group in ordered:
-                for path, values in group_files.get(group.name, []):
-                    layers.push(GROUP_VARS, path, values)
-            for values in host.var_maps:
-                layers.push(INVENTORY_HOST, self.file, values, scope=f"host {host.name}")
-            for path, values in host_files.get(host.name, []):
-                layers.push(HOST_VARS, path, values)
-            layers.push(MAGIC, self.file, host_magic(self, host))
-
     def _vars_dir_files(self, kind: str, known: Mapping[str, Any]) -> dict[str, list[tuple[str, VarsMap]]]:
         if self.base_dir is None:
             return {}
@@ -374,6 +356,14 @@ class Inventory:
         return loaded
 
     # ----- queries -----
+
+    def resolved_file(self) -> str | None:
+        """The inventory file's absolute path (magic ``inventory_file``); None for a host list or data."""
+        if self.base_dir is None:
+            return None
+        if self._resolved_file is None:  # once, not per host
+            self._resolved_file = str(Path(self.file).resolve())
+        return self._resolved_file
 
     def host(self, name: str) -> Host:
         """One host by name; an unknown name is an error with the closest names."""
@@ -393,9 +383,7 @@ class Inventory:
 
     def host_vars(self, name: str, *, show_secrets: bool = False) -> dict[str, Any]:
         """A host's variables as ``ansible-inventory --host`` shows them (no magic vars)."""
-        host = self.host(name)
-        values = {e.name: e.value for e in host.layers.explain() if e.level != MAGIC}
-        return plain_value(values, show_secrets=show_secrets)  # type: ignore[no-any-return]
+        return listed_vars(self.host(name).layers, show_secrets=show_secrets)
 
     def explain(self, name: str) -> list[Explained]:
         """Every variable of a host with its winning level and source, magic ``groups`` left out."""
@@ -403,31 +391,15 @@ class Inventory:
 
     def to_ansible_list(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """The JSON ``ansible-inventory -i FILE --list`` prints for this inventory."""
-        result: dict[str, Any] = {}
-        seen: set[str] = set()
+        from .inventory_graph import ansible_list
 
-        todo = [self.groups[ALL]]  # depth first, in file order, without recursion (deep group chains)
-        while todo:
-            group = todo.pop()
-            entry: dict[str, Any] = {}
-            if group.name != ALL and group.hosts:
-                entry["hosts"] = list(group.hosts)
-            if group.children:
-                entry["children"] = list(group.children)
-            if entry:
-                result[group.name] = entry
-            fresh = [child for child in group.children if child not in seen]
-            seen.update(fresh)
-            todo.extend(self.groups[child] for child in reversed(fresh))
-        hostvars = {name: self.host_vars(name, show_secrets=show_secrets) for name in self.hosts}
-        result["_meta"] = {"hostvars": {name: values for name, values in hostvars.items() if values}}
-        return result
+        return ansible_list(self, show_secrets=show_secrets)
 
 
 def host_magic(inventory: Inventory, host: Host, **run: Any) -> dict[str, Any]:
     """``host``'s magic variables (``variables.magic_variables``), ``run`` adding check/diff/hostvars."""
-    inventory_file = str(Path(inventory.file).resolve()) if inventory.base_dir is not None else None
-    return magic_variables(host.name, host.groups, inventory.magic_groups, inventory_file=inventory_file, **run)
+    return magic_variables(host.name, host.groups, inventory.magic_groups,
+                           inventory_file=inventory.resolved_file(), **run)
 
 
 def _key_source(mapping: Any, key: Any, file: str) -> Source:
@@ -444,26 +416,3 @@ def _without(values: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         if hasattr(values, attribute):
             setattr(copy, attribute, getattr(values, attribute))
     return copy
-
-
-def _kind(value: Any) -> str:
-    """A YAML word for the type of ``value``, for messages."""
-    if isinstance(value, Mapping):
-        return "mapping"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "string" if isinstance(value, str) else type(value).__name__
-
-
-def _unknown_key_hint(key: str) -> str:
-    close = difflib.get_close_matches(key, GROUP_KEYS, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return (
-        f"if {key!r} is a host, put it under 'hosts:'; if it is a group, under 'children:'; "
-        "if it is a variable, under 'vars:'"
-    )

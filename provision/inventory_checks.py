@@ -3,15 +3,20 @@
 - A host or group name that YAML read as a number, a boolean or null (``yes:``, ``1.10:``,
   ``~:``) is refused: its name would be ``True`` or ``1.1``, never what was written.
 - A group and a host of the same name are a warning: a pattern naming it selects the group.
+
+Also the words the inventory's messages use: ``yaml_kind`` of a value, ``unknown_key_hint``.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import InventoryError, Source
 from .hostpatterns import ALL, UNGROUPED
+
+GROUP_KEYS = ("hosts", "children", "vars")
 
 
 def refuse_typed_names(data: Any, file: str) -> None:
@@ -54,3 +59,27 @@ def name_clashes(groups: Mapping[str, Any], hosts: Mapping[str, Any]) -> list[st
     """Warnings for names that are both a group and a host."""
     return [f"{name!r} is both a group and a host: a pattern {name!r} selects the group"
             for name in hosts if name in groups and name not in (ALL, UNGROUPED)]
+
+
+def yaml_kind(value: Any) -> str:
+    """A YAML word for the type of ``value``, for messages."""
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def unknown_key_hint(key: str) -> str:
+    """The fix for an unknown key in a group: the closest group key, or where a name belongs."""
+    close = difflib.get_close_matches(key, GROUP_KEYS, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return (
+        f"if {key!r} is a host, put it under 'hosts:'; if it is a group, under 'children:'; "
+        "if it is a variable, under 'vars:'"
+    )

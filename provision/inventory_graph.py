@@ -1,6 +1,6 @@
 """``ansible-inventory``'s views of an inventory: ``--graph``, ``--list`` (JSON) and ``--list --yaml``.
 
-``--graph [GROUP]`` draws the tree as ansible-inventory does::
+``--list`` is ``ansible_list``; ``--graph [GROUP]`` draws the tree as ansible-inventory does::
 
     @all:
       |--@ungrouped:
@@ -63,6 +63,27 @@ def graph_lines(inventory: Inventory, group: str = ALL, *, hosts: set[str] | Non
 
 def _roles_note(roles: Mapping[str, list[str]] | None, host: str) -> str:
     return f"  [{', '.join(roles[host])}]" if roles and roles.get(host) else ""
+def ansible_list(inventory: Inventory, *, show_secrets: bool = False) -> dict[str, Any]:
+    """The JSON ``ansible-inventory -i FILE --list`` prints for this inventory."""
+    result: dict[str, Any] = {}
+    seen: set[str] = set()
+
+    todo = [inventory.groups[ALL]]  # depth first, in file order, without recursion (deep group chains)
+    while todo:
+        group = todo.pop()
+        entry: dict[str, Any] = {}
+        if group.name != ALL and group.hosts:
+            entry["hosts"] = list(group.hosts)
+        if group.children:
+            entry["children"] = list(group.children)
+        if entry:
+            result[group.name] = entry
+        fresh = [child for child in group.children if child not in seen]
+        seen.update(fresh)
+        todo.extend(inventory.groups[child] for child in reversed(fresh))
+    hostvars = {name: inventory.host_vars(name, show_secrets=show_secrets) for name in inventory.hosts}
+    result["_meta"] = {"hostvars": {name: values for name, values in hostvars.items() if values}}
+    return result
 
 
 def limited_list(listing: dict[str, Any], hosts: set[str]) -> dict[str, Any]:

@@ -154,6 +154,7 @@ def encodings(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names, asked for every host of an inventory
 def is_secret_name(name: str) -> bool:
     """True if a variable of this name holds a credential."""
     return bool(_SECRET_NAME.search(name.lower()))

@@ -33,12 +33,13 @@ and per play and pushes the rest; a task sees ``view(TASK_VARS, its block and ta
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .secrets import REDACTED, Secret, is_secret_name
 
@@ -51,6 +52,7 @@ from .varsfiles import (
     load_vars_file,
     parse_extra_vars,
 )
+from .yamlfile import YamlDict, YamlList
 
 DEFAULTS = "play defaults"
 INVENTORY_ALL = "inventory: all"
@@ -89,8 +91,7 @@ _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 SHORT_VALUE_WIDTH = 60
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):  # a tuple, not a frozen dataclass: pushed for every host of an inventory
     """One push: a mapping of values from one source at one level."""
 
     level: str
@@ -132,10 +133,11 @@ class VariableLayers:
         if not values:
             return
         self._layers.append(Layer(level, source, values, scope))
+        merged, winner = self._merged, self._winner
         for key, value in values.items():
-            if self._winner.get(key, -1) <= rank:
-                self._merged[key] = value
-                self._winner[key] = rank
+            if winner.get(key, -1) <= rank:
+                merged[key] = value
+                winner[key] = rank
 
     def view(self, level: str, values: Mapping[str, Any] | None) -> dict[str, Any]:
         """The merged variables with ``values`` slotted in at ``level``, without storing them.
@@ -245,6 +247,18 @@ def plain_value(value: Any, *, show_secrets: bool = False, secret: bool = False)
     A value is secret when it is a ``Secret`` (tagged ``!secret``) or sits under a key whose
     name looks like a credential (``secret`` is True for the caller's own key).
     """
+    kind = type(value)  # exact types first: `--list` runs this over every value of every host
+    if kind is str or kind is int:
+        return (str(value) if show_secrets else REDACTED) if secret else value
+    if kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or kind is YamlDict:
+        return {
+            str(k): plain_value(v, show_secrets=show_secrets, secret=secret or is_secret_name(str(k)))
+            for k, v in value.items()
+        }
+    if kind is list or kind is YamlList:
+        return [plain_value(v, show_secrets=show_secrets, secret=secret) for v in value]
     if isinstance(value, Secret) or (secret and isinstance(value, str | int) and not isinstance(value, bool)):
         return str(value) if show_secrets else REDACTED
     if isinstance(value, Mapping):
@@ -294,7 +308,7 @@ def magic_variables(
     }
     if inventory_file is not None:
         magic["inventory_file"] = inventory_file
-        magic["inventory_dir"] = str(Path(inventory_file).parent)
+        magic["inventory_dir"] = _parent_dir(inventory_file)
     if check is not None:
         magic["ansible_check_mode"] = check
     if diff is not None:
@@ -302,6 +316,11 @@ def magic_variables(
     if hostvars is not None:
         magic["hostvars"] = hostvars
     return magic
+
+
+@functools.lru_cache(maxsize=16)  # one inventory file, asked for each of its hosts
+def _parent_dir(path: str) -> str:
+    return str(Path(path).parent)
 
 
 def _short_name(name: str) -> str:

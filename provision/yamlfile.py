@@ -9,7 +9,10 @@ is a vault as a whole (see ``vaultkeys``).
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +32,34 @@ MAX_DEPTH = 100
 MAX_EXPANDED_NODES = 2_000_000
 
 
+class KeySources(Mapping[str, Source]):
+    """Where each key of a mapping is written; a ``Source`` is built only when one is asked for
+    (a 50k-host inventory has 450k keys, and errors or ``--explain`` need a few)."""
+
+    __slots__ = ("file", "lines")
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[str, int] = {}  # key -> its 1-based line
+
+    def __getitem__(self, key: str) -> Source:
+        return Source(self.file, self.lines[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.lines
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
 class YamlDict(dict[str, Any]):
     """A mapping that knows its source, and the source of each of its keys."""
 
     source: Source | None = None
-    key_sources: dict[str, Source]
+    key_sources: Mapping[str, Source]
     typed_keys: dict[str, Any]  # keys YAML read as numbers, booleans or null, by their str()
 
     def source_of(self, key: str) -> Source | None:
@@ -56,6 +82,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that builds YamlDict/YamlList with positions."""
 
     filename = "<string>"
+    shares_nodes = True  # False when the text has no anchor, so no alias
 
 
 try:
@@ -71,6 +98,7 @@ if _CParser is not None:
         """The same constructors on libyaml's parser (several times faster on big files)."""
 
         filename = "<string>"
+        shares_nodes = True
 
         def __init__(self, stream: str) -> None:
             _CParser.__init__(self, stream)
@@ -84,32 +112,80 @@ def _mark(loader: _Loader, node: yaml.Node) -> Source:
     return Source(loader.filename, node.start_mark.line + 1)
 
 
+# Objects a paused section may leave before they are frozen (see paused_gc); a 1k-host inventory
+# leaves some 30k, a 50k-host one some 1.3M.
+FREEZE_AFTER_OBJECTS = 200_000
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside: building a big tree only allocates.
+
+    The collector's passes over a growing heap cost 3-6x the build itself (a 50k-host inventory:
+    7 of 8 CPU seconds). When the section left more than ``FREEZE_AFTER_OBJECTS`` new objects,
+    they are frozen (``gc.freeze``): later collections skip them instead of walking a long-lived
+    tree again (0.7 s each at 50k hosts); freed by reference counting as usual, only a cycle among
+    them is never collected. Nested sections pause once, for the outermost.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            if gc.get_count()[0] > FREEZE_AFTER_OBJECTS:
+                gc.freeze()
+            gc.enable()
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+def _construct_value(loader: _Loader, node: yaml.Node) -> Any:
+    # A plain string is its node's value, and in a document without anchors (no node reached
+    # twice) a plain mapping or list is built directly: construct_object's bookkeeping is for
+    # aliases. Anything else (tags, aliases) goes the usual way.
+    tag = node.tag
+    if tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+        return node.value
+    if not loader.shares_nodes:
+        if tag == _MAP_TAG and isinstance(node, yaml.MappingNode):
+            return _construct_mapping(loader, node)
+        if tag == _SEQ_TAG and isinstance(node, yaml.SequenceNode):
+            return _construct_sequence(loader, node)
+    return loader.construct_object(node, deep=True)
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YamlDict:
     loader.flatten_mapping(node)
     result = YamlDict()
     result.source = _mark(loader, node)
-    result.key_sources = {}
+    result.key_sources = key_sources = KeySources(loader.filename)
+    lines = key_sources.lines
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"unhashable or complex key {key!r}", key_node.start_mark
-            )
-        if not isinstance(key, str):  # kept, so a host name YAML read as 1.5, true or null can be refused
+        key = _construct_value(loader, key_node)
+        if not isinstance(key, str):
+            if not isinstance(key, int | float | bool) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unhashable or complex key {key!r}", key_node.start_mark
+                )
+            # kept, so a host name YAML read as 1.5, true or null can be refused
             result.typed_keys = {**getattr(result, "typed_keys", {}), str(key): key}
             key = str(key)
         if key in result:
-            first = result.key_sources[key].line
+            first = lines[key]
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (also on line {first})", key_node.start_mark
             )
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_sources[key] = _mark(loader, key_node)
+        result[key] = _construct_value(loader, value_node)
+        lines[key] = key_node.start_mark.line + 1
     return result
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> YamlList:
-    result = YamlList(loader.construct_object(child, deep=True) for child in node.value)
+    result = YamlList(_construct_value(loader, child) for child in node.value)
     result.source = _mark(loader, node)
     return result
 
@@ -142,13 +218,17 @@ def parse_yaml(text: str, filename: str, *, error: type[InputError] = InputError
     """Parse YAML text; a syntax error becomes ``error`` naming ``filename:line``."""
     loader = _new_loader(text)
     loader.filename = filename
+    loader.shares_nodes = "&" in text
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _may_exceed_bounds(text):
-            check_bounds(node, filename, error=error)
-        return loader.construct_document(node)
+        with paused_gc():
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if "&" in text:  # anchors, so maybe aliases: depth and expansion
+                check_bounds(node, filename, error=error)
+            elif _may_exceed_bounds(text):  # no alias can expand: depth alone, a lighter walk
+                check_depth(node, filename, error=error)
+            return loader.construct_document(node)
     except RecursionError:
         raise error(
             f"YAML nested too deeply to read (more than {MAX_DEPTH} levels)", source=Source(filename),
@@ -188,12 +268,7 @@ def check_bounds(node: yaml.Node, filename: str, *, error: type[InputError] = In
     while stack:
         current, depth, children_done = stack.pop()
         if depth > MAX_DEPTH:
-            raise error(
-                f"YAML nested deeper than {MAX_DEPTH} levels",
-                source=Source(filename, current.start_mark.line + 1),
-                hint="flatten the structure (groups can be listed at the top level and linked by name "
-                "under 'children:')",
-            )
+            raise _too_deep(current, filename, error)
         children = _children(current)
         if children_done:
             total = 1 + sum(expanded[id(child)] for child in children)
@@ -212,13 +287,42 @@ def check_bounds(node: yaml.Node, filename: str, *, error: type[InputError] = In
         stack.extend((child, depth + 1, False) for child in children if id(child) not in expanded)
 
 
+def check_depth(node: yaml.Node, filename: str, *, error: type[InputError] = InputError) -> None:
+    """``check_bounds`` for a tree without aliases: the same error on the same node, for less work.
+
+    Only collections are walked; a collection at ``MAX_DEPTH`` with children is refused at its
+    last child, the node ``check_bounds`` (same order, scalars pushed too) pops first.
+    """
+    stack: list[tuple[yaml.Node, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = _children(current)
+        if not children:
+            continue
+        if depth >= MAX_DEPTH:
+            raise _too_deep(children[-1], filename, error)
+        stack.extend((child, depth + 1) for child in children if not isinstance(child, yaml.ScalarNode))
+
+
+def _too_deep(node: yaml.Node, filename: str, error: type[InputError]) -> InputError:
+    return error(
+        f"YAML nested deeper than {MAX_DEPTH} levels",
+        source=Source(filename, node.start_mark.line + 1),
+        hint="flatten the structure (groups can be listed at the top level and linked by name under 'children:')",
+    )
+
+
 def _may_exceed_bounds(text: str) -> bool:
     """False when ``text`` cannot hold aliases nor nest deeper than ``MAX_DEPTH``: a fast path for big files.
 
-    Block nesting needs a deeper indent (or a '- ') per level, flow nesting a bracket per level.
+    A level of nesting takes a bracket or brace (flow), or at most two characters of ' ', '-',
+    '?' or ':' at the start of a line (block: "- - x", or "a:" then "- b:" then "  - c:"); a
+    document may mix both, so they are counted together (the root is a level of its own).
     """
-    return ("&" in text or text.count("[") + text.count("{") > MAX_DEPTH
-            or re.search(rf"^[ \t-]{{{MAX_DEPTH},}}", text, re.M) is not None)
+    if "&" in text:
+        return True
+    room = MAX_DEPTH - 2 - text.count("[") - text.count("{")
+    return room <= 0 or re.search(rf"^[ \t?:-]{{{room // 2},}}", text, re.M) is not None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -60,8 +60,7 @@ def _add_vault_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_inventory(args: argparse.Namespace) -> int:
     from ..cli import load_inventory
-    from ..inventory_graph import dump_yaml, graph_lines, limited_list, yaml_inventory
-    from ..inventory_roles import inventory_roles, roles_lines
+    from ..yamlfile import paused_gc
 
     if args.explain and not args.host:
         raise OptionsError("--explain needs --host HOST", hint="provision inventory --host app1 --explain")
@@ -69,7 +68,14 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         raise OptionsError("--yaml applies to --list and --host, not --graph")
     if args.roles and (args.host or args.list or args.yaml):
         raise OptionsError("--roles goes alone or with --graph", hint="provision inventory --graph --roles")
-    inventory = load_inventory(args)
+    with paused_gc():  # the listing below only allocates: see paused_gc
+        return _show(args, load_inventory(args))
+
+
+def _show(args: argparse.Namespace, inventory: Any) -> int:
+    from ..inventory_graph import dump_yaml, graph_lines, limited_list, yaml_inventory
+    from ..inventory_roles import inventory_roles, roles_lines
+
     for warning in inventory.warnings:
         _warn(warning)
     hosts = {h.name for h in inventory.select(args.limit)} if args.limit else None
@@ -98,11 +104,10 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def _emit(data: Any, as_yaml: bool) -> None:
-    import json
-
     from ..inventory_graph import dump_yaml
+    from ..jsontext import dumps_indented  # json.dumps(indent=4, sort_keys=True, default=str), faster
 
-    print(dump_yaml(data), end="") if as_yaml else print(json.dumps(data, indent=4, sort_keys=True, default=str))
+    print(dump_yaml(data), end="") if as_yaml else print(dumps_indented(data))
 
 
 def _warn(message: str) -> None:
