@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .hostops import _TABLES, _python, site_config_script
+from .hostops import _RESTORE_PROVEN, _TABLES, _python, site_config_script
 from .plan import HostPlan
 
 _DUMP = _TABLES + r'''
@@ -48,46 +48,10 @@ with open(os.path.join(directory, "checksums.json"), "w") as fh:
 print(json.dumps(result))
 '''
 
-_RESTORE = _TABLES + r'''
-import gzip, re, shutil, time
+_RESTORE = _RESTORE_PROVEN + r'''
 old_db, user, dump, expected_path, own_user = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
 expected = json.load(open(expected_path))["tables"]
-new_db = old_db[:40] + "_rb" + time.strftime("%Y%m%d%H%M%S")
-hosts = [r[0] for r in sql("SELECT Host FROM mysql.user WHERE User = '%s'" % user.replace("'", "''"))]
-if not hosts:
-    raise SystemExit("no MariaDB account %s for the site" % user)
-# without db_user in the site's config, Frappe logs in as a user named like the database: one is made
-# for the new database, from the same addresses, with the same password (its hash: the password itself
-# never leaves the app hosts)
-login = new_db if own_user else user
-made = []
-sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % ident(new_db))
-try:
-    with gzip.open(dump, "rb") as src:
-        proc = subprocess.Popen(["mariadb", new_db], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        shutil.copyfileobj(src, proc.stdin)
-        proc.stdin.close()
-        err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise SystemExit("importing %s failed: %s" % (dump, err.strip()[-500:]))
-    restored = table_sums(new_db)
-    if restored != expected:
-        changed = sorted(t for t in set(expected) | set(restored) if expected.get(t) != restored.get(t))
-        raise SystemExit("the restored copy differs from the backup's checksums (tables: %s)" % ", ".join(changed[:10]))
-    # the site's login, from every address it had (the app hosts'), never '%' added
-    for host in hosts:
-        account = "'%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''"))
-        if own_user:
-            create = sql("SHOW CREATE USER '%s'@'%s'" % (user.replace("'", "''"), host.replace("'", "''")))[0][0]
-            sql(re.sub(r"^CREATE USER `(?:[^`]|``)*`@", lambda _: "CREATE USER %s@" % ident(login), create, count=1))
-            made.append(host)
-        sql("GRANT ALL PRIVILEGES ON %s.* TO %s" % (ident(new_db), account))
-except BaseException:
-    # only the new, unproven copy (and its new login) is dropped; the site's own database was never touched
-    sql("DROP DATABASE IF EXISTS %s" % ident(new_db))
-    for host in made:
-        sql("DROP USER IF EXISTS '%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''")))
-    raise
+new_db, restored, hosts, login = restore_proven(old_db, user, own_user, dump, expected)
 print(json.dumps({"old_db": old_db, "new_db": new_db, "tables": len(restored), "grants": hosts, "db_user": login,
                   "config_user": None if own_user else login}))
 '''

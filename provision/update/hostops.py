@@ -272,39 +272,67 @@ def migrate_script(plan: HostPlan, site: str) -> str:
 
 # -- restore: into a NEW database, proven equal to the backup, then the site points at it ------------
 
-_RESTORE = _TABLES + r'''
-import gzip, os, shutil, time
+# A new database from a dump, proven, with the site's login: shared by the single-host restore (below)
+# and the db host's (dbhost.py). Without db_user in the site's config, Frappe (and bench backup) log in
+# as a user named like the database, so one is made for the new database, from the same addresses, with
+# the same password (its hash: the password itself never leaves the hosts that have it).
+_RESTORE_PROVEN = _TABLES + r'''
+import gzip, re, shutil, time
+
+def restore_proven(old_db, user, own_user, dump, expected):
+    # -> (new_db, its table sums, the login's hosts, the login); on any failure only what it made is dropped
+    new_db = old_db[:40] + "_rb" + time.strftime("%Y%m%d%H%M%S")
+    hosts = [r[0] for r in sql("SELECT Host FROM mysql.user WHERE User = '%s'" % user.replace("'", "''"))]
+    if not hosts:
+        raise SystemExit("no MariaDB account %s for the site" % user)
+    login = new_db if own_user else user
+    made = []
+    sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % ident(new_db))
+    try:
+        opener = gzip.open if dump.endswith(".gz") else open
+        with opener(dump, "rb") as src:
+            proc = subprocess.Popen(["mariadb", new_db], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            shutil.copyfileobj(src, proc.stdin)
+            proc.stdin.close()
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.wait() != 0:
+                raise SystemExit("importing %s failed: %s" % (dump, err.strip()[-500:]))
+        restored = table_sums(new_db)
+        if restored != expected:
+            changed = sorted(t for t in set(expected) | set(restored) if expected.get(t) != restored.get(t))
+            raise SystemExit("the restored copy differs from the backup's checksums (tables: %s)"
+                             % ", ".join(changed[:10]))
+        # the site's login, from every address it had, never '%' added
+        for host in hosts:
+            account = "'%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''"))
+            if own_user:
+                create = sql("SHOW CREATE USER '%s'@'%s'" % (user.replace("'", "''"), host.replace("'", "''")))[0][0]
+                sql(re.sub(r"^CREATE USER `(?:[^`]|``)*`@", lambda _: "CREATE USER %s@" % ident(login), create,
+                           count=1))
+                made.append(host)
+            sql("GRANT ALL PRIVILEGES ON %s.* TO %s" % (ident(new_db), account))
+    except BaseException:
+        # only the new, unproven copy (and its new login) is dropped; the site's own database was never touched
+        sql("DROP DATABASE IF EXISTS %s" % ident(new_db))
+        for host in made:
+            sql("DROP USER IF EXISTS '%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''")))
+        raise
+    return new_db, restored, hosts, login
+'''
+
+_RESTORE = _RESTORE_PROVEN + r'''
+import os
 site_config, dump, expected_path = sys.argv[1], sys.argv[2], sys.argv[3]
 expected = json.load(open(expected_path))["tables"]
 config = json.load(open(site_config))
 old_db = config["db_name"]
-user = config.get("db_user") or old_db
-new_db = (old_db[:40] + "_rb" + time.strftime("%Y%m%d%H%M%S"))
-sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % ident(new_db))
-try:
-    opener = gzip.open if dump.endswith(".gz") else open
-    with opener(dump, "rb") as src:
-        proc = subprocess.Popen(["mariadb", new_db], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        shutil.copyfileobj(src, proc.stdin)
-        proc.stdin.close()
-        err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise SystemExit("importing %s failed: %s" % (dump, err.strip()[-500:]))
-    restored = table_sums(new_db)
-    if restored != expected:
-        changed = sorted(t for t in set(expected) | set(restored) if expected.get(t) != restored.get(t))
-        raise SystemExit("the restored copy differs from the backup's checksums (tables: %s)" % ", ".join(changed[:10]))
-except BaseException:
-    # only the new, unproven copy is dropped; the site's own database was never touched
-    sql("DROP DATABASE IF EXISTS %s" % ident(new_db))
-    raise
-hosts = [r[0] for r in sql("SELECT Host FROM mysql.user WHERE User = '%s'" % user.replace("'", "''"))]
-if not hosts:
-    sql("DROP DATABASE IF EXISTS %s" % ident(new_db))
-    raise SystemExit("no MariaDB account %s for the site" % user)
-for host in hosts:
-    sql("GRANT ALL PRIVILEGES ON %s.* TO '%s'@'%s'" % (ident(new_db), user.replace("'", "''"), host.replace("'", "''")))
-config.update(db_name=new_db, db_user=user)
+own_user = not config.get("db_user")
+new_db, restored, _, login = restore_proven(old_db, config.get("db_user") or old_db, own_user, dump, expected)
+config["db_name"] = new_db
+if own_user:
+    config.pop("db_user", None)
+else:
+    config["db_user"] = login
 tmp = site_config + ".provision-tmp"
 with open(tmp, "w") as fh:
     json.dump(config, fh, indent=1, sort_keys=True)

@@ -11,11 +11,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from provision.update import dbhost
+from provision.update import dbhost, hostops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 services = importlib.import_module("local_services")
@@ -105,6 +106,32 @@ def test_a_site_without_db_user_gets_a_login_named_like_the_new_database(server:
             new = server.sql(f"SHOW CREATE USER '{new_db}'@'{address}'").split("IDENTIFIED", 1)[1]
             assert old == new  # the same password
         assert server.sql(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{new_db}' AND Host = '%'").strip() == "0"
+    finally:
+        for address in APP_ADDRESSES:
+            server.sql(f"DROP USER IF EXISTS '{new_db}'@'{address}'")
+
+
+def test_the_single_host_restore_points_the_site_at_a_login_named_like_the_new_database(
+        server: Any, shim: dict[str, str], site_db: None, tmp_path: Path) -> None:
+    """hostops' restore (one host) shares the db host's: after it, the site's config has the new database and no
+    db_user, and a user named like that database has the old one's password, so bench backup can log in."""
+    backup = answer(run(dbhost.dump_script(str(tmp_path / "b"), DB), shim))
+    site_dir = tmp_path / "shared" / "sites" / "s1"
+    site_dir.mkdir(parents=True)
+    (site_dir / "site_config.json").write_text(json.dumps({"db_name": DB, "db_password": "pw-not-used"}))
+    server.sql(f"UPDATE `{DB}`.`tabLedger Entry` SET amount = amount * 100")  # what a failed migrate leaves
+    plan = SimpleNamespace(shared_path=str(tmp_path / "shared"))
+    restored = answer(run(hostops.restore_script(plan, "s1", backup), shim))  # type: ignore[arg-type]
+    new_db = restored["new_db"]
+    try:
+        config = json.loads((site_dir / "site_config.json").read_text())
+        assert config == {"db_name": new_db, "db_password": "pw-not-used"}
+        assert server.sql(f"SELECT SUM(amount) FROM `{new_db}`.`tabLedger Entry`").strip() == "42"
+        hosts = server.sql(f"SELECT Host FROM mysql.db WHERE Db = '{new_db}' AND User = '{new_db}'").split()
+        assert sorted(hosts) == sorted(APP_ADDRESSES)
+        for address in APP_ADDRESSES:
+            old = server.sql(f"SHOW CREATE USER '{DB}'@'{address}'").split("IDENTIFIED", 1)[1]
+            assert server.sql(f"SHOW CREATE USER '{new_db}'@'{address}'").split("IDENTIFIED", 1)[1] == old
     finally:
         for address in APP_ADDRESSES:
             server.sql(f"DROP USER IF EXISTS '{new_db}'@'{address}'")
