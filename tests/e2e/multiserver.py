@@ -26,7 +26,6 @@ hosts' order).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import subprocess
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from provision.lab.gitserve import serve_git
 
 from .conftest import LabHandle, claimed_lab
 
@@ -130,28 +131,6 @@ def recap(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]
     return next(e for e in events(result) if e["event"] == "recap")["hosts"]
 
 
-@contextlib.contextmanager
-def git_daemon(lab: LabHandle, base: Path) -> Iterator[str]:
-    """git daemon on the lab's bridge address serving the stand-in repos under ``base``."""
-    standin.make_app_repos(base)
-    address = str(lab.lab.settings.gateway)
-    port = 9418
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}", f"--listen={address}",
-         f"--port={port}", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["git", "ls-remote", f"git://{address}:{port}/frappe"], capture_output=True,
-                             timeout=10).returncode != 0:
-            if time.monotonic() > deadline or daemon.poll() is not None:
-                raise RuntimeError("git daemon did not start")
-            time.sleep(0.2)
-        yield f"git://{address}:{port}"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-
-
 def write_inventory(directory: Path, lab: LabHandle, repos: str) -> Path:
     """The inventory a user would write for the five hosts (role groups under ``prod``)."""
     lines = ["all:", "  children:", "    prod:", "      children:"]
@@ -187,8 +166,10 @@ def write_inventory(directory: Path, lab: LabHandle, repos: str) -> Path:
 @pytest.fixture(scope="session")
 def multiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiServer]:
     """Five lab hosts deployed once as lb, app1, app2, db and store (redis + files), two sites."""
-    with claimed_lab("multiserver", len(HOSTS)) as lab, \
-            git_daemon(lab, tmp_path_factory.mktemp("multi-repos")) as repos:
+    with claimed_lab("multiserver", len(HOSTS)) as lab:
+        base = tmp_path_factory.mktemp("multi-repos")
+        standin.make_app_repos(base)
+        repos = serve_git(lab.lab.settings, base)  # stopped by the lab's down
         project = tmp_path_factory.mktemp("multi-project")
         write_inventory(project, lab, repos)
         system = MultiServer(lab, project, repos)
