@@ -307,8 +307,11 @@ def restore_proven(old_db, user, own_user, dump, expected):
             account = "'%s'@'%s'" % (login.replace("'", "''"), host.replace("'", "''"))
             if own_user:
                 create = sql("SHOW CREATE USER '%s'@'%s'" % (user.replace("'", "''"), host.replace("'", "''")))[0][0]
-                sql(re.sub(r"^CREATE USER `(?:[^`]|``)*`@", lambda _: "CREATE USER %s@" % ident(login), create,
-                           count=1))
+                try:
+                    sql(re.sub(r"^CREATE USER `(?:[^`]|``)*`@", lambda _: "CREATE USER %s@" % ident(login), create,
+                               count=1))
+                except SystemExit:  # mariadb's message quotes the statement, and with it the password hash
+                    raise SystemExit("creating the login %s@%s like %s's failed" % (login, host, user)) from None
                 made.append(host)
             sql("GRANT ALL PRIVILEGES ON %s.* TO %s" % (ident(new_db), account))
     except BaseException:
