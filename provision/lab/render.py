@@ -143,7 +143,11 @@ def render_proxy_config(*, cache_dir: Path, log_dir: Path, run_dir: Path, addres
 
 
 def render_apt_proxy(proxy_url: str) -> str:
-    return f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{proxy_url}";\nAcquire::Retries "3";\n'
+    # Timeout: apt-cacher-ng can leave a request unanswered when several hosts fetch the same index in
+    # one second ("Failure to move file ... InRelease out of the way"); apt gives up on a silent
+    # connection after 60 s and retries, instead of waiting for the package task's own bound.
+    return (f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{proxy_url}";\nAcquire::Retries "3";\n'
+            'Acquire::http::Timeout "60";\n')
 
 
 def no_proxy(addresses: Mapping[str, str], subnet: str) -> str:

@@ -87,6 +87,7 @@ def test_proxy_config_binds_the_bridge_and_tunnels_https() -> None:
 def test_proxy_settings_for_apt_pip_npm_git_and_the_environment() -> None:
     url = "http://10.213.0.1:3144"
     assert 'Acquire::http::Proxy "http://10.213.0.1:3144";' in render.render_apt_proxy(url)
+    assert 'Acquire::http::Timeout "60";' in render.render_apt_proxy(url)  # a silent proxy is retried
     assert "proxy = http://10.213.0.1:3144" in render.render_pip_conf(url)
     assert "https-proxy=http://10.213.0.1:3144/" in render.render_npmrc(url)
     assert "proxy = http://10.213.0.1:3144" in render.render_gitconfig(url)
