@@ -79,6 +79,7 @@ class PlanReader:
         self._ctx = ctx
         self.host = ctx.host
         self.variables = ctx.variables
+        self.become_user: str | None = getattr(ctx, "become_user", None)
 
     def read(self, fact: Fact[T]) -> T:
         result = self._ctx.run(fact.command(), readonly=True, timeout=fact.timeout)

@@ -171,6 +171,7 @@ class PlanContext(Protocol):
 
     host: str
     variables: Mapping[str, Any]
+    become_user: str | None  # whom the change runs as (None: the login user)
 
     def read(self, fact: Fact[T]) -> T:
         """Read one more fact now, on its own (a plan that needs facts its arguments did not name)."""
@@ -238,9 +239,16 @@ class Plan:
     # (None: it cannot). The next change of the same thing may then be planned from it in the
     # same batch (provision.batching); the host checks the prediction before that change runs.
     predicts: str | None = None
+    # ``predicts`` is certain, not a guess (no owner taken for granted): a change planned from it
+    # right after this one needs no check on the host, as nothing else ran in between.
+    predicts_exactly: bool = False
     # The script reads exactly ``stdin`` before anything can end it (an atomic file write): in a
     # change batch it then takes its bytes straight from the channel (``tasks.shell.reads_exactly_first``).
     reads_stdin_first: bool = False
+    # The script is safe to run in a change batch's own shell, without a subshell: it never exits,
+    # sets no option, trap, umask, directory or variable, and its status is its outcome
+    # (``tasks.shell.chain``). It reads no stdin.
+    inline: bool = False
 
     @property
     def changes(self) -> bool:

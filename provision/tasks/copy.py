@@ -21,6 +21,7 @@ from .shell import (
     FileState,
     attr_changes,
     attrs_diff,
+    chain,
     changes_script,
     content_diff,
     not_shown_diff,
@@ -30,6 +31,7 @@ from .shell import (
     reads_exactly_first,
     sha256_hex,
     write_file_script,
+    write_input,
     write_outcome,
 )
 
@@ -152,17 +154,17 @@ class Upload(Module):
         if plan.write:
             what = "updated" if plan.current.exists else "created"
         if plan.write:
-            script = f"mkdir -p -- {quote(plan.make_dir)}\n" if plan.make_dir else ""
+            script = f"[ -d {quote(plan.make_dir)} ] || mkdir -p -- {quote(plan.make_dir)}\n" if plan.make_dir else ""
             script += write_file_script(
                 target, mode=mode, owner=owner, group=group,
                 backup=args.get("backup", False), validate=args.get("validate"), size=len(data),
             )  # fmt: skip
-            stdin: bytes | None = data
+            stdin: bytes | None = write_input(data)
         else:
-            script, stdin = "set -e\n" + changes_script(target, plan.changes), None
+            script, stdin = chain(changes_script(target, plan.changes).splitlines()), None
         return Plan(f"{what} {target}", script=script, stdin=stdin, data=info,
                     reads_stdin_first=stdin is not None and reads_exactly_first(script, len(stdin)),
-                    diff=lambda reader: upload_diff(plan, data, reader),
+                    inline=stdin is None, diff=lambda reader: upload_diff(plan, data, reader),
                     outcome=write_outcome(target, validate=args.get("validate"),
                                           backup=plan.write and args.get("backup", False)))
 
@@ -287,7 +289,7 @@ class Copy(Upload):
             if plan.write:
                 script.append(write_file_script(target, mode=mode, owner=owner, group=group,
                                                 backup=args.get("backup", False), size=len(data)))  # fmt: skip
-                stdin.append(data)
+                stdin.append(write_input(data))
             elif plan.changes:
                 script.append(changes_script(target, plan.changes))
             if plan.write or plan.changes:

@@ -18,6 +18,7 @@ from .shell import (
     attr_changes,
     attrs_diff,
     attrs_script,
+    chain,
     changes_script,
     parse_mode,
     parse_stat,
@@ -150,9 +151,15 @@ def plan_file(args: dict[str, Any], facts: FileFacts.Value | str | None) -> File
             plan.script = f": > {q}\n{attrs}"
             plan.msg = f"created empty file {path}"
         else:  # directory: each missing parent gets the attributes too, as in Ansible
+            # mkdir -m sets the mode itself, exactly (no umask), one process fewer than a chmod.
+            # Not for set-id or sticky bits with an owner: chown, which must come first, may clear them.
+            at_mkdir = mode is not None and not ((owner or group) and int(mode, 8) & 0o7000)
+            make = f"mkdir -m {mode} --" if at_mkdir else "mkdir --"
+            rest = None if at_mkdir else mode
             create = "".join(
-                f"if [ ! -e {quote(d)} ]; then mkdir -- {quote(d)}\n"
-                f"{_indent(attrs_script(d, mode=mode, owner=owner, group=group))}fi\n"
+                f"{{ [ -e {quote(d)} ] || {{ {make} {quote(d)}"
+                + "".join(f" && {step}" for step in attrs_script(d, mode=rest, owner=owner, group=group).splitlines())
+                + "; }; }\n"
                 for d in missing_parents(path)
             )
             plan.script = create
@@ -220,10 +227,6 @@ def _default_state(current: FileState) -> str | None:
     return current.type if current.type in ("file", "directory", "link") else "file"
 
 
-def _indent(script: str) -> str:
-    return "".join(f"  {line}\n" for line in script.splitlines())
-
-
 class File(Module):
     """Make a path a file, directory or symlink (or remove it) and set its mode/owner/group.
 
@@ -284,5 +287,7 @@ class File(Module):
             return Plan(data=data)
         data["before"] = {"state": plan.before, **{k: v[0] for k, v in plan.changes.items()}}
         data["after"] = {"state": plan.after, **{k: v[1] for k, v in plan.changes.items()}}
-        return Plan(plan.msg, script="set -e\n" + plan.script, data=data, what=f"file {path} ({plan.msg})",
+        # One command per line, chained: it stops at the first failure and can run in a batch's shell.
+        return Plan(plan.msg, script=chain(plan.script.splitlines()), inline=True, data=data,
+                    what=f"file {path} ({plan.msg})",
                     diff=lambda _ctx: attrs_diff(path, plan.before, plan.after, plan.changes))

@@ -20,12 +20,14 @@ from .shell import (
     FileState,
     attr_changes,
     attrs_diff,
+    chain,
     changes_script,
     parse_mode,
     quote,
     reads_exactly_first,
     unified_diff,
     write_file_script,
+    write_input,
     write_outcome,
 )
 
@@ -257,9 +259,10 @@ class LineInFile(Module):
             return text + (attrs_diff(path, current.type, "file", changes) if changes else "")
 
         if not write:
-            return Plan(msg, script="set -e\n" + changes_script(path, changes), data=data, diff=diff,
-                        check_msg=f"would have: {msg}", what=f"writing {path}")
-        script = f"mkdir -p -- {quote(posixpath.dirname(path))}\n" if content is None and "/" in path else ""
+            return Plan(msg, script=chain(changes_script(path, changes).splitlines()), inline=True, data=data,
+                        diff=diff, check_msg=f"would have: {msg}", what=f"writing {path}")
+        parent = quote(posixpath.dirname(path))
+        script = f"[ -d {parent} ] || mkdir -p -- {parent}\n" if content is None and "/" in path else ""
         new_bytes = edit.text.encode()
         script += write_file_script(
             path, mode=mode, owner=owner, group=group,
@@ -274,7 +277,12 @@ class LineInFile(Module):
             state = "\t".join(("file", mode or current.mode or "644", owner or current.owner or login,
                                group or current.group or login, str(len(new_bytes)), "-", "-"))
             predicts = FileText(path).answer(state, edit.text)
-        return Plan(msg, script=script, stdin=new_bytes, data=data, diff=diff, check_msg=f"would have: {msg}",
-                    reads_stdin_first=reads_exactly_first(script, len(new_bytes)),
+        # Certain when no owner or group is guessed: each is set here, or root keeps the old file's
+        # (chown --reference). The mode is always set: given, the old file's, or 644.
+        kept = current.type == "file" and (ctx.become_user or login) == "root"
+        exactly = predicts is not None and bool(owner or kept) and bool(group or kept)
+        stdin = write_input(new_bytes)
+        return Plan(msg, script=script, stdin=stdin, data=data, diff=diff, check_msg=f"would have: {msg}",
+                    reads_stdin_first=reads_exactly_first(script, len(stdin)),
                     outcome=write_outcome(path, validate=args.get("validate"), backup=args.get("backup", False)),
-                    predicts=predicts)
+                    predicts=predicts, predicts_exactly=exactly)

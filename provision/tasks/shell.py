@@ -93,6 +93,16 @@ def temp_name(path: str) -> str:
     return f"{directory}/.{base}.provision-{_random.token_hex(4)}"
 
 
+# The line after each file's bytes on a write_file_script's stdin (see ``write_input``).
+WRITE_END = b"@@pv-end\n"
+_END_LINE = WRITE_END.decode().strip()
+
+
+def write_input(data: bytes) -> bytes:
+    """The stdin of a ``write_file_script`` writing ``data``: the bytes, then the line that proves them whole."""
+    return data + WRITE_END
+
+
 def write_file_script(
     dest: str,
     *,
@@ -105,68 +115,88 @@ def write_file_script(
 ) -> str:
     """A script that atomically replaces ``dest`` with its stdin.
 
-    Exactly ``size`` bytes of stdin are read (so one script can write several files from one
-    stdin), and a short read fails the script: a transfer cut off (Ctrl-C, a dropped connection)
-    never replaces the target with a truncated file.
+    Its stdin is ``write_input(data)``: exactly ``size`` bytes of data are read (so one script can
+    write several files from one stdin), then the line ``WRITE_END`` with the shell's own ``read``.
+    A transfer cut off (Ctrl-C, a dropped connection) leaves ``head`` short and that line missing,
+    and a failed write fails ``head``: either way the target is never replaced with a truncated file.
 
     ``validate`` is a command with ``%s`` standing for the new file (``nginx -t -c %s``); when it
     fails the target is left as it was and the script exits non-zero. With ``backup`` the old
     file is copied to ``dest.<timestamp>~`` first; the backup path is printed on stdout.
+
+    Every step after the read runs only if the ones before it succeeded, and the first failure is
+    the script's status (a failed chown or mv is never reported as written). The script never
+    exits on success, so several can follow each other; on a failure it exits, or returns when
+    run as a function (how a change batch runs it in its own shell, ``reads_exactly_first``).
     """
     tmp = temp_name(dest)
     q_dest, q_tmp = quote(dest), quote(tmp)
     lines = [
-        f"trap 'rm -f {q_tmp}' EXIT HUP INT TERM PIPE",
+        # A signal ends the script (after the cleanup), as it would without a trap.
+        f"trap 'rm -f {q_tmp}' EXIT; trap 'rm -f {q_tmp}; exit 143' HUP INT TERM PIPE",
         "umask 077",
-        f"head -c {int(size)} > {q_tmp}",
-        f'if [ "$(stat -c %s {q_tmp})" != {int(size)} ]; then '
-        f"echo {quote(f'short input for {dest}: target left unchanged')} >&2; exit 4; fi",
+        f"if head -c {int(size)} > {q_tmp} && IFS= read -r _pv_end && [ \"$_pv_end\" = {_END_LINE} ]; then _pvw_rc=0; "
+        f"else echo {quote(f'short input for {dest}: target left unchanged')} >&2; _pvw_rc=4; fi",
     ]
+
+    def step(command: str) -> None:  # runs only while every step before it succeeded
+        lines.append(f"[ $_pvw_rc != 0 ] || {command}")
+
     if owner or group:
         spec = f"{owner or ''}{':' + group if group else ''}"
-        lines.append(f"chown {quote(spec)} {q_tmp}")
+        step(f"chown {quote(spec)} {q_tmp} || _pvw_rc=$?")
     if mode:
-        lines.append(f"chmod {mode} {q_tmp}")
+        step(f"chmod {mode} {q_tmp} || _pvw_rc=$?")
     else:
         # Keep the mode of the file being replaced; new files get the usual 0644.
-        lines.append(f"if [ -e {q_dest} ]; then chmod --reference={q_dest} {q_tmp}; else chmod 644 {q_tmp}; fi")
+        step(f"if [ -e {q_dest} ]; then chmod --reference={q_dest} {q_tmp}; else chmod 644 {q_tmp}; fi || _pvw_rc=$?")
         if not (owner or group):
-            lines.append(f"if [ -e {q_dest} ]; then chown --reference={q_dest} {q_tmp} 2>/dev/null || true; fi")
+            step(f"if [ -e {q_dest} ]; then chown --reference={q_dest} {q_tmp} 2>/dev/null || true; fi")
     # On disk before it replaces a file. A new file in a change batch (``_pvb_later`` set) may wait
     # for the batch's one ``sync -f`` after its parts: nothing old is at stake, and a crash before
-    # that leaves at worst a short new file, which the next run's checksum replaces.
-    lines.append(f'if [ -e {q_dest} ] || [ -z "${{_pvb_later:-}}" ]; then sync {q_tmp} 2>/dev/null || sync; fi')
+    # that leaves at worst a short new file, which the next run's checksum replaces. So may a file
+    # that an earlier part of the same batch created (``_pvb_new``, newline-framed paths).
+    step(f'if [ -z "${{_pvb_later:-}}" ] || {{ [ -e {q_dest} ] && '
+         f'case ${{_pvb_new:-}} in *"$_pv_nl"{q_dest}"$_pv_nl"*) false;; esac; }}; '
+         f'then sync {q_tmp} 2>/dev/null || sync; fi')
     if validate:
         if "%s" not in validate:
             raise ArgumentError(f"validate command {validate!r} must contain %s for the new file")
         check = validate.replace("%s", q_tmp)
-        lines.append(f"if ! {{ {check} ; }} >&2; then echo 'validation failed: {_escape_sq(validate)}' >&2; exit 3; fi")
+        step(f"if ! {{ {check} ; }} >&2; then echo 'validation failed: {_escape_sq(validate)}' >&2; _pvw_rc=3; fi")
     if backup:
-        lines.append(
-            f"if [ -f {q_dest} ]; then _pv_b={q_dest}.$(date +%Y%m%d%H%M%S)~; "
-            f'cp -p {q_dest} "$_pv_b"; echo "$_pv_b"; fi'
-        )
-    lines.append(f"mv -f {q_tmp} {q_dest}")
+        step(f"if [ -f {q_dest} ]; then _pv_b={q_dest}.$(date +%Y%m%d%H%M%S)~; "
+             f'cp -p {q_dest} "$_pv_b" && echo "$_pv_b" || _pvw_rc=$?; fi')
+    step(f"mv -f {q_tmp} {q_dest} || _pvw_rc=$?")
+    lines.append(f"[ $_pvw_rc = 0 ] || rm -f {q_tmp}")
     lines.append("trap - EXIT HUP INT TERM PIPE")
+    lines.append("[ $_pvw_rc = 0 ] || { return $_pvw_rc 2>/dev/null || exit $_pvw_rc; }")
     return "\n".join(lines) + "\n"
 
 
 # A write_file_script (after an optional ``mkdir -p``) reads its stdin before anything can end it:
-# builtins, then ``head -c SIZE``, which reads exactly SIZE bytes (GNU head reads no further); the
-# commands after it (stat, chmod, chown, sync, cp, mv) read no stdin, a validate command might.
-_READS_FIRST = re.compile(r"(?:mkdir -p -- [^\n]*\n)?trap [^\n]* EXIT HUP INT TERM PIPE\numask 077\nhead -c (\d+) > ")
+# builtins, then ``head -c SIZE``, which reads exactly SIZE bytes (GNU head reads no further), and
+# the shell's ``read`` of the end line, byte by byte up to its newline; the commands after them
+# (chmod, chown, sync, cp, mv) read no stdin, a validate command might.
+_READS_FIRST = re.compile(r"(?:(?:\[ -d [^\n]* \] \|\| )?mkdir -p -- [^\n]*\n)?"
+                          r"trap [^\n]* HUP INT TERM PIPE\numask 077\nif head -c (\d+) > ")
+_WRITE_TAIL = "\ntrap - EXIT HUP INT TERM PIPE\n[ $_pvw_rc = 0 ] || { return $_pvw_rc 2>/dev/null || exit $_pvw_rc; }\n"
 
 
 def reads_exactly_first(script: str, size: int) -> bool:
-    """Whether ``script`` reads exactly ``size`` bytes of its stdin before anything else can stop it.
+    """Whether ``script`` is one ``write_file_script`` that reads exactly ``size`` bytes of stdin first.
 
     Such a script can take its bytes straight from a batch's stdin: nothing it leaves unread can
-    reach the next part, so the batch needs no pipe or drain around it (three processes fewer).
+    reach the next part, so the batch needs no pipe or drain around it. And it can run as a
+    function in the batch's own shell, without a subshell: it exits on nothing but a failure (a
+    function returns instead), and changes only its own ``_pv``/``_pvw`` variables, its traps
+    (reset at its end) and the umask (which the batch restores).
     """
     match = _READS_FIRST.match(script)
     # Exactly one write_file_script and nothing after it; no validate command (it could read on).
-    return (match is not None and int(match[1]) == size and script.count("head -c ") == 1
-            and "validation failed: " not in script and script.endswith("\ntrap - EXIT HUP INT TERM PIPE\n"))
+    return (match is not None and int(match[1]) + len(WRITE_END) == size and script.count("head -c ") == 1
+            and "validation failed: " not in script and script.endswith(_WRITE_TAIL)
+            and script.count("\ntrap - EXIT") == 1)
 
 
 def write_outcome(
@@ -259,6 +289,12 @@ def attr_changes(
     if group and state.group != group:
         changes["group"] = (state.group, group)
     return changes
+
+
+def chain(commands: list[str]) -> str:
+    """One-line commands that stop at the first failure, which is their status: ``set -e`` without
+    setting an option, so a change batch may run them in its own shell (``Plan.inline``)."""
+    return " &&\n".join(commands) + "\n"
 
 
 def changes_script(path: str, changes: dict[str, tuple[str, str]]) -> str:

@@ -25,6 +25,7 @@ from provision.probes import batch_script, new_nonce, split_answers
 from provision.tasks.copy import Copy
 from provision.tasks.file import File
 from provision.tasks.lineinfile import LineInFile
+from provision.tasks.shell import write_input
 from provision.tasks.template import Template
 
 from .conftest import SshServer
@@ -112,7 +113,7 @@ def test_copy_plans(ssh: HostContext, work: Path, tmp_path: Path) -> None:
     files = {"motd": tmp_path / "motd"}
     dest = work / "motd"
     plan = plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(dest)}, files=files)
-    assert plan.msg == f"created {dest}" and plan.stdin == b"hello\n"
+    assert plan.msg == f"created {dest}" and plan.stdin == write_input(b"hello\n")
     dest.write_text("hello\n")
     os.chmod(dest, 0o644)
     assert plan_over_ssh(ssh, Copy(), {"src": "motd", "dest": str(dest), "mode": "0644"}, files=files).script == ""
@@ -144,12 +145,12 @@ def test_lineinfile_plans(ssh: HostContext, work: Path) -> None:
     assert plan.error == f"{path} does not exist (fix: set create: true to create it)"
     path.write_text("[main]\nworkers=2\n\n")  # trailing blank line survives the read
     plan = plan_over_ssh(ssh, LineInFile(), {"path": str(path), "regexp": "^workers=", "line": "workers=4"})
-    assert plan.stdin == b"[main]\nworkers=4\n\n" and plan.check_msg == "would have: line replaced"
+    assert plan.stdin == write_input(b"[main]\nworkers=4\n\n") and plan.check_msg == "would have: line replaced"
     path.write_text("[main]\nworkers=4\n")
     assert plan_over_ssh(ssh, LineInFile(), {"path": str(path), "regexp": "^workers=", "line": "workers=4"}
                          ).script == ""
     plan = plan_over_ssh(ssh, LineInFile(), {"path": str(path), "line": "workers=4", "state": "absent"})
-    assert plan.data["found"] == 1 and plan.stdin == b"[main]\n"
+    assert plan.data["found"] == 1 and plan.stdin == write_input(b"[main]\n")
 
 
 # -- the other planned modules: read-only cases on this machine ---------------------------------------

@@ -11,7 +11,7 @@ from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.copy import Copy, plan_upload, upload_probe
-from provision.tasks.shell import DIFF_NOT_SHOWN, sha256_hex
+from provision.tasks.shell import DIFF_NOT_SHOWN, sha256_hex, write_input
 from provision.tasks.template import Template
 from tests.unit._modrun import FakeContext, args_of
 
@@ -87,7 +87,7 @@ def test_write_is_one_call_with_content_on_stdin() -> None:
     assert result.status == "changed" and result.msg == "updated /etc/a"
     assert result.data["backup_file"] == "/etc/a.20260101~"
     [(script, stdin, readonly)] = ctx.calls
-    assert stdin == NEW and not readonly
+    assert stdin == write_input(NEW) and not readonly
     assert "chmod 640" in script and "chown www" in script and "nginx -t -c" in script
     assert NEW.decode() not in script  # content travels on stdin, never inside the script
 
@@ -97,7 +97,7 @@ def test_attrs_only_sends_no_content() -> None:
     result = execute_module(Copy(), copy_args(mode="0600"), ctx, stat())
     assert result.status == "changed" and result.msg == "changed mode /etc/a"
     [(script, stdin, _)] = ctx.calls
-    assert script == "set -e\nchmod 600 -- /etc/a\n" and stdin is None
+    assert script == "chmod 600 -- /etc/a\n" and stdin is None
 
 
 def test_check_mode_diff_reads_old_content_readonly() -> None:
@@ -172,7 +172,7 @@ def test_directory_tree_plan(tmp_path: Path) -> None:
     assert readonly and not change_readonly
     assert probe == "pv_stat /srv/site\npv_stat /srv/site/sub\npv_stat /srv/site/a.txt sum\npv_stat /srv/site/sub/b sum"
     assert "mkdir -p -- /srv/site/sub\n" in script and "head -c 3 >" in script and "a.txt" not in script
-    assert stdin == b"bee"
+    assert stdin == write_input(b"bee")
 
 
 def test_directory_tree_refuses_validate(tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_template_renders_on_the_control_host_and_shares_copy() -> None:
     changed = execute_module(Template(), args, ctx, f"{DIR}\nabsent")
     assert changed.status == "changed" and changed.data["dest"] == "/etc/nginx/conf.d/nginx.conf"
     [(_, stdin, _)] = ctx.calls
-    assert stdin == NEW
+    assert stdin == write_input(NEW)
 
 
 def test_template_has_no_content_arg() -> None:

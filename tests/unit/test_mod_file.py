@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.file import File, file_probe, missing_parents, plan_file
+from provision.tasks.shell import chain
 from tests.unit._modrun import FakeContext, args_of
 
 pytestmark = pytest.mark.unit
@@ -38,8 +41,10 @@ CASES: list[tuple[str, dict[str, Any], str, list[str], str | None]] = [
     ("directory exists", {"path": "/d", "state": "directory"}, DIR, [], None),
     ("directory on a file", {"path": "/f", "state": "directory"}, FILE, [], "is a file, not a directory"),
     ("directory created with parents", {"path": "/a/b", "state": "directory", "mode": "0750"}, "absent",
-     ["if [ ! -e /a ]; then mkdir -- /a", "  chmod 750 -- /a", "if [ ! -e /a/b ]; then mkdir -- /a/b",
-      "  chmod 750 -- /a/b"], None),
+     ["{ [ -e /a ] || { mkdir -m 750 -- /a; }; }", "{ [ -e /a/b ] || { mkdir -m 750 -- /a/b; }; }"], None),
+    # chown may clear set-id bits, so with an owner such a mode is set after it, not by mkdir -m.
+    ("setgid directory with an owner", {"path": "/s", "state": "directory", "mode": "2775", "owner": "frappe"},
+     "absent", ["{ [ -e /s ] || { mkdir -- /s && chown frappe -- /s && chmod 2775 -- /s; }; }"], None),
     ("recurse: tree differs", {"path": "/d", "state": "directory", "owner": "root", "recurse": True},
      DIR + "\ntree differs", ["chown -R root -- /d"], None),
     ("recurse: tree same", {"path": "/d", "state": "directory", "owner": "root", "recurse": True},
@@ -139,7 +144,18 @@ def test_run_applies_in_one_call() -> None:
     result = execute_module(File(), args_of(File, {"path": "/f", "state": "absent"}), ctx, FILE)
     assert result.status == "changed"
     [(script, _, readonly)] = ctx.calls
-    assert script == "set -e\nrm -rf -- /f\n" and not readonly
+    assert script == "rm -rf -- /f\n" and not readonly
+
+
+def test_the_script_stops_at_the_first_failure_without_set_e(tmp_path: Path) -> None:
+    """The file module's scripts are chains (``Plan.inline``): a batch may run them in its own shell."""
+    target = tmp_path / "a" / "b"
+    result = plan({"path": str(target), "state": "directory", "mode": "0700", "owner": "no-such-user-pv"}, "absent")
+    done = subprocess.run(["sh", "-c", chain(result.script.splitlines())], capture_output=True, text=True,
+                          timeout=30, check=False)
+    # The first directory is made, its chown fails: nothing after it runs, and that failure is the status.
+    assert done.returncode != 0 and "invalid user" in done.stderr
+    assert (tmp_path / "a").is_dir() and not target.exists()
 
 
 def test_run_error_is_failed_with_fix() -> None:

@@ -10,6 +10,7 @@ from provision.apply import execute_module
 from provision.errors import ArgumentError
 from provision.tasks.base import CommandResult
 from provision.tasks.lineinfile import LineInFile, edit_lines, lineinfile_probe, parse_probe
+from provision.tasks.shell import write_input
 from tests.unit._modrun import FakeContext, args_of
 
 pytestmark = pytest.mark.unit
@@ -159,7 +160,7 @@ def test_change_is_one_atomic_write() -> None:
     assert result.msg == "line added"
     assert result.data["backup_file"] == "/etc/f.2026~"
     [(script, stdin, readonly)] = ctx.calls
-    assert stdin == b"a\nc\n"
+    assert stdin == write_input(b"a\nc\n")
     assert not readonly
     assert "mv -f" in script and "cp -p /etc/f" in script
 
@@ -189,7 +190,7 @@ def test_missing_file_with_create() -> None:
     result, ctx = run({"path": "/etc/new/f", "line": "a", "create": True}, probe_of(None))
     assert result.status == "changed"
     [(script, stdin, _)] = ctx.calls
-    assert script.startswith("mkdir -p -- /etc/new\n") and stdin == b"a\n"
+    assert script.startswith("[ -d /etc/new ] || mkdir -p -- /etc/new\n") and stdin == write_input(b"a\n")
 
 
 def test_absent_on_missing_file_is_ok() -> None:
