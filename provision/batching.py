@@ -4,7 +4,9 @@ When a task item is about to change the host, ``ChangeBatcher.run`` plans the it
 (the rest of its loop, then the next tasks of the same list) from the probe answers already in
 hand, and sends every qualifying change in one script on one channel (``provision.changebatch``).
 The host checks each part's answer again just before the part, so a part runs only on the state
-it was planned from; a part that fails, or whose answer changed, stops the batch there. The
+it was planned from; a part that fails, or whose answer changed, stops the batch there. The one
+exception needs no check: a part planned from the exact prediction (``Plan.predicts_exactly``)
+of the change right before it, which succeeded, or the batch would have stopped. The
 results of the later parts wait in a queue until the host run reaches their task (``take``), so
 each is reported, registered and counted as its own task, in order, exactly as without batching.
 
@@ -65,6 +67,7 @@ class _Entry:
     index: int
     plan: Plan
     part: BatchPart
+    probe: str | None = None  # the read it was planned from (the part checks it unless that is certain)
 
 
 class _Stop(Exception):
@@ -82,6 +85,7 @@ class ChangeBatcher:
         self._ready: dict[tuple[int, int], tuple[TaskResult, float | None]] = {}
         self._siblings: dict[int, tuple[list[Task], int]] = {}
         self._predicted: dict[str, str | None] = {}
+        self._exact: str | None = None  # the probe the last change in the batch predicted exactly
         play = evaluation.play
         for tasks in (play.pre_tasks, play.tasks, play.post_tasks):
             self._index(tasks)
@@ -115,9 +119,10 @@ class ChangeBatcher:
                 and not _task_stops(current.task)):
             return None
         entries = [_Entry(current.task, current.index, plan,
-                          BatchPart(plan.script, plan.stdin, direct=plan.reads_stdin_first))]
+                          BatchPart(plan.script, plan.stdin, direct=plan.reads_stdin_first, inline=plan.inline))]
         # What each read will answer by the time a later part runs, as far as the plans tell.
         self._predicted = {}
+        self._exact = current.probe if plan.predicts_exactly else None
         if current.probe is not None:
             self._predicted[current.probe] = plan.predicts
         if current.task.failed_when is None:
@@ -160,7 +165,7 @@ class ChangeBatcher:
     def _follow_up(self, entries: list[_Entry], user: str | None) -> list[str]:
         """Probes to run after the parts: the parts' own (for a stop), then the tasks after the last."""
         last = entries[-1].task
-        keys: list[ProbeKey] = [(user, e.part.probe) for e in entries[1:] if e.part.probe is not None]
+        keys: list[ProbeKey] = [(user, e.probe) for e in entries[1:] if e.probe is not None]
         keys += self.lookahead.own_items(last) + self.lookahead.keys_after(last)
         return list(dict.fromkeys(s for u, s in keys if u == user))[:MAX_LOOKAHEAD_KEYS]
 
@@ -219,6 +224,8 @@ class ChangeBatcher:
         fact = module.facts(args)
         probe = fact.command() if fact is not None else None
         answer = None
+        # Planned from the exact prediction of the change right before it: nothing to check on the host.
+        certain = probe is not None and probe == self._exact
         if probe is not None:
             # An earlier part changes what this one reads: planned from that part's prediction, if any.
             answer = (self._predicted[probe] if probe in self._predicted
@@ -232,15 +239,21 @@ class ChangeBatcher:
         if plan.error is not None or (plan.changes and not _batchable(plan)):
             raise _Stop
         script = plan.script if plan.changes else ""
-        if probe is not None and script:
-            self._predicted[probe] = plan.predicts
+        if script:  # a change: what the host answers now is this part's doing
+            self._exact = probe if plan.predicts_exactly else None
+            if probe is not None:
+                self._predicted[probe] = plan.predicts
         # Planned from "absent": the host checks that with the shell's tests alone (no process).
         absent = (fact.absent_path() if fact is not None and answer is not None
                   and answer.partition("\n")[0] == "absent" else None)
         # A file write's path: its fsync (of a new file) may wait for the batch's one sync after its parts.
         written = fact.absent_path() if fact is not None and script else None
-        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, probe, answer, absent,
-                                                   written, direct=bool(script) and plan.reads_stdin_first))
+        checked = None if certain else probe
+        return _Entry(task, index, plan, BatchPart(script, plan.stdin if script else None, checked,
+                                                   answer if checked else None, absent if checked else None,
+                                                   written, direct=bool(script) and plan.reads_stdin_first,
+                                                   inline=plan.inline),
+                      probe)
 
 
 class _NoReads(PlanReader):

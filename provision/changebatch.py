@@ -5,14 +5,15 @@ one ``CommandResult`` (and host-side duration) per part that ran. The engine sid
 what may travel together, is ``provision.batching``.
 
 Each part runs in its own subshell, so its ``exit``, ``cd`` or ``set -e`` cannot reach the next.
-Before a part runs, the host reads the part's probe again and compares it with the answer the
-part was planned from; when it differs (an earlier part changed what this one decides from) the
+Before a part runs, the host reads the part's probe (if it has one) again and compares it with
+the answer the part was planned from; when it differs (an earlier part changed what this one decides from) the
 batch stops there and says so, with the fresh answer, and the engine plans that task again. A
 part that exits non-zero stops the batch too: nothing after a failure runs, as without batching.
 A part's stdin (file contents, secrets) follows the script on the channel's stdin, and the part
 reads exactly its own bytes (``head -c``); what it leaves unread is drained, so it can never reach
 the next part. A part that itself reads exactly its bytes first (an atomic file write,
-``Plan.reads_stdin_first``) reads them straight from the channel. A part planned from
+``Plan.reads_stdin_first``) reads them straight from the channel, and runs as a function in the
+batch's own shell rather than a subshell (one process fewer per file). A part planned from
 "absent" (``BatchPart.absent``) has that checked with ``[ -e ]``/``[ -L ]``, without a process.
 After the parts (all, or up to the stop) the probes of the tasks that follow run, as after any
 change, so the next task's check costs no further channel.
@@ -38,7 +39,7 @@ from .probes import SHELL_LIB, batch_script, split_answers
 MAX_EXPECTED = 64 * 1024
 
 # Host time without a fork: the first field of /proc/uptime (10 ms steps); "-" where there is none.
-_PRELUDE = r"""_pvb_go=1
+_PRELUDE = r"""_pvb_go=1 _pvb_new=
 _pvb_now() { _pvb_t=-; { read -r _pvb_t _pvb_x < /proc/uptime; } 2>/dev/null || _pvb_t=-; }
 """
 
@@ -64,6 +65,8 @@ class BatchPart:
     written: str | None = None
     # The part reads exactly its stdin first (``Plan.reads_stdin_first``): no pipe or drain around it.
     direct: bool = False
+    # The part may run in the batch's own shell (``Plan.inline``): no subshell around it.
+    inline: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class BatchOutcome:
 def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce: str) -> tuple[str, bytes]:
     """The batch script, and the stdin that goes with it (each part's own bytes, in order)."""
     lines = [SHELL_LIB, _PRELUDE, "set --"]
+    if any(part.stdin and part.direct for part in parts):
+        lines.append("_pvb_um=$(umask)")  # a write run in this shell sets its own; the next part gets this back
     stdin = bytearray()
     synced: list[str] = []  # directories of new files whose fsync waits for the end of the parts
     for index, part in enumerate(parts):
@@ -107,19 +112,25 @@ def batch_change_script(parts: Sequence[BatchPart], probes: Sequence[str], nonce
                      f"printf '\\n@@pvb-{nonce} s {index}\\n' >&2")
         if not part.script:
             lines.append("_pvb_rc=0")
+        elif part.inline and not part.stdin:
+            lines.append(f"{{ {part.script}\n}} </dev/null")
+            lines.append("_pvb_rc=$?")
         elif part.stdin and part.direct:
             stdin += part.stdin
+            # A file write runs as a function in this shell, no subshell (``reads_exactly_first``).
+            lines.append(f"_pvb_w() {{\n{part.script}}}")
             if part.written is not None:
-                lines.append(f"( _pvb_later=1\n{part.script}\n)")
-                lines.append("_pvb_rc=$?")
+                lines.append('_pvb_later=1; _pvb_w; _pvb_rc=$?; _pvb_later=; umask "$_pvb_um"')
                 # Its directory, once: a later part runs only after every earlier one succeeded.
                 directory = posixpath.dirname(part.written.rstrip("/")) or "/"
                 if directory not in synced:
                     synced.append(directory)
                     lines.append(f"[ $_pvb_rc != 0 ] || set -- \"$@\" {_quote(directory)}")
+                if part.absent == part.written and "\n" not in part.written:
+                    # It created the file: a later part replacing it needs no fsync before its rename either.
+                    lines.append(f'[ $_pvb_rc != 0 ] || _pvb_new="$_pvb_new$_pv_nl"{_quote(part.written)}"$_pv_nl"')
             else:
-                lines.append(f"( {part.script}\n)")
-                lines.append("_pvb_rc=$?")
+                lines.append('_pvb_w; _pvb_rc=$?; umask "$_pvb_um"')
         elif part.stdin:
             size = len(part.stdin)
             stdin += part.stdin

@@ -223,16 +223,18 @@ def test_an_answer_of_absent_is_checked_without_a_process_and_a_path_that_appear
 
 
 def test_a_file_write_reads_its_bytes_straight_from_the_channel(tmp_path: Path) -> None:
-    from provision.tasks.shell import reads_exactly_first, write_file_script
+    from provision.tasks.shell import reads_exactly_first, write_file_script, write_input
 
     first, second = tmp_path / "a", tmp_path / "b"
     a = write_file_script(str(first), mode="640", size=4)
     b = write_file_script(str(second), size=3)
-    assert reads_exactly_first(a, 4) and reads_exactly_first(b, 3) and not reads_exactly_first(a, 5)
-    assert not reads_exactly_first(write_file_script(str(first), validate="test -s %s", size=4), 4)
-    assert not reads_exactly_first(a + "cat > /dev/null\n", 4)
-    outcome, script = run_batch([BatchPart(a, stdin=b"AAAA", direct=True), BatchPart("cat", stdin=b"mid\n"),
-                                 BatchPart(b, stdin=b"BBB", direct=True), BatchPart("cat")])
+    four, three = len(write_input(b"AAAA")), len(write_input(b"BBB"))
+    assert reads_exactly_first(a, four) and reads_exactly_first(b, three) and not reads_exactly_first(a, four + 1)
+    assert not reads_exactly_first(write_file_script(str(first), validate="test -s %s", size=4), four)
+    assert not reads_exactly_first(a + "cat > /dev/null\n", four)
+    outcome, script = run_batch([BatchPart(a, stdin=write_input(b"AAAA"), direct=True),
+                                 BatchPart("cat", stdin=b"mid\n"),
+                                 BatchPart(b, stdin=write_input(b"BBB"), direct=True), BatchPart("cat")])
     assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
     assert first.read_bytes() == b"AAAA" and second.read_bytes() == b"BBB"
     assert [r.result.stdout for r in outcome.runs] == ["", "mid\n", "", ""]
@@ -241,11 +243,12 @@ def test_a_file_write_reads_its_bytes_straight_from_the_channel(tmp_path: Path) 
 
 
 def test_new_files_of_a_batch_are_synced_once_per_directory_after_the_parts(tmp_path: Path) -> None:
-    from provision.tasks.shell import write_file_script
+    from provision.tasks.shell import write_file_script, write_input
 
     (tmp_path / "old").write_text("old\n")
     writes = [(tmp_path / "new1", b"one\n"), (tmp_path / "new2", b"two\n"), (tmp_path / "old", b"new\n")]
-    parts = [BatchPart(write_file_script(str(path), size=len(data)), stdin=data, written=str(path), direct=True)
+    parts = [BatchPart(write_file_script(str(path), size=len(data)), stdin=write_input(data), written=str(path),
+                       direct=True)
              for path, data in writes]
     outcome, script = run_batch([BatchPart("true"), *parts])
     assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
@@ -253,4 +256,64 @@ def test_new_files_of_a_batch_are_synced_once_per_directory_after_the_parts(tmp_
     # One syncfs for the directory, after the parts; a replaced file is still synced before its mv.
     assert script.count(f"set -- \"$@\" '{tmp_path}'") == 1
     assert script.index('sync -f -- "$@"') > script.index("_pvb_later=1")
-    assert f"if [ -e {quote(str(tmp_path / 'old'))} ] || [ -z \"${{_pvb_later:-}}\" ]; then sync" in script
+
+
+def test_only_a_file_older_than_the_batch_is_synced_before_its_rename(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replaced file fsyncs before its mv; a new file, or one an earlier part created, waits for the syncfs."""
+    from provision.tasks.shell import write_file_script, write_input
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    log = tmp_path / "sync.log"
+    (shim / "sync").write_text(f'#!/bin/sh\necho "$*" >> {quote(str(log))}\n')
+    (shim / "sync").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+    work = tmp_path / "w"
+    work.mkdir()
+    old, new = work / "old", work / "new"
+    old.write_text("old\n")
+
+    def write(path: Path, data: bytes, *, created: bool = False) -> BatchPart:
+        return BatchPart(write_file_script(str(path), size=len(data)), stdin=write_input(data),
+                         probe=f"pv_stat {quote(str(path))}" if created else None,
+                         expected="absent\n" if created else None, absent=str(path) if created else None,
+                         written=str(path), direct=True)
+
+    outcome, _ = run_batch([BatchPart("true"), write(new, b"1\n", created=True), write(new, b"2\n"),
+                            write(old, b"3\n")])
+    assert [r.result.rc for r in outcome.runs] == [0, 0, 0, 0]
+    assert new.read_bytes() == b"2\n" and old.read_bytes() == b"3\n"
+    calls = log.read_text().splitlines()
+    # One fsync before a rename (the file from before the batch), then the one syncfs of the directory.
+    assert len(calls) == 2 and calls[0].startswith(str(work / ".old.provision-")) and calls[1] == f"-f -- {work}"
+
+
+def test_a_write_in_the_batchs_own_shell_leaves_the_next_part_as_a_subshell_would(tmp_path: Path) -> None:
+    """File writes run as functions in the batch's shell: the umask and traps come back, a failure stops."""
+    from provision.tasks.shell import write_file_script, write_input
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    write = BatchPart(write_file_script(str(first), mode="600", size=2), stdin=write_input(b"aa"),
+                      written=str(first), direct=True)
+    outcome, script = run_batch([BatchPart("umask"), write, BatchPart("umask; trap"),
+                                 BatchPart(write_file_script(str(second), size=5), stdin=b"bb", direct=True),
+                                 BatchPart("echo never")])
+    assert "( _pvb_later" not in script and script.count("_pvb_w() {") == 2
+    assert [(r.index, r.result.rc) for r in outcome.runs] == [(0, 0), (1, 0), (2, 0), (3, 4)]
+    assert outcome.runs[2].result.stdout == outcome.runs[0].result.stdout  # the umask from before, no trap
+    assert "short input for" in outcome.runs[3].result.stderr
+    assert first.read_bytes() == b"aa" and not second.exists()
+    assert not [p for p in tmp_path.iterdir() if ".provision-" in p.name]
+
+
+def test_an_inline_part_runs_in_the_batchs_shell_and_its_failure_stops_the_batch(tmp_path: Path) -> None:
+    from provision.tasks.shell import chain
+
+    made = tmp_path / "made"
+    outcome, script = run_batch([BatchPart(chain([f"mkdir -- {quote(str(made))}", "true"]), inline=True),
+                                 BatchPart(chain(["true", "(exit 5)", "echo not-this"]), inline=True),
+                                 BatchPart("echo never")])
+    assert "{ mkdir -- " in script and "( mkdir" not in script
+    assert [(r.index, r.result.rc, r.result.stdout) for r in outcome.runs] == [(0, 0, ""), (1, 5, "")]
+    assert made.is_dir()
