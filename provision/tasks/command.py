@@ -106,6 +106,11 @@ class _Runner(Module):
     def command_line(self, args: dict[str, Any]) -> str:
         raise NotImplementedError
 
+    def in_subshell(self, args: dict[str, Any]) -> bool:
+        """Whether the command line is one subshell: with no chdir or env before it, so is the whole
+        script, and a change batch needs no second one around it (``Plan.inline``)."""
+        return False
+
     def display(self, args: dict[str, Any]) -> str:
         """The command as the user wrote it, for messages and ``cmd`` in the result."""
         if args.get("argv"):
@@ -150,7 +155,8 @@ class _Runner(Module):
                                    timeout=args.get("timeout"))
 
         return Plan(f"ran {cmd}", script=script, stdin=data, data={"cmd": cmd}, check_msg=f"would run: {cmd}",
-                    check_skips=True, outcome=outcome, timeout=args.get("timeout"))
+                    check_skips=True, outcome=outcome, timeout=args.get("timeout"),
+                    inline=data is None and not args.get("chdir") and not args.get("env") and self.in_subshell(args))
 
 
 def command_outcome(
@@ -241,7 +247,9 @@ class Shell(_Runner):
         # A subshell, so the user's `exit`, `set -e` or traps cannot touch the framing script; the
         # text is eval'd there rather than passed to `sh -c`, so it never shows in `ps` (it may
         # hold secrets). Another executable can only take the text as an argument.
-        executable = args.get("executable") or "/bin/sh"
-        if executable in ("/bin/sh", "sh"):
+        if self.in_subshell(args):
             return f"( eval {quote(args['cmd'])} )"
-        return f"{quote(executable)} -c {quote(args['cmd'])}"
+        return f"{quote(args.get('executable') or '/bin/sh')} -c {quote(args['cmd'])}"
+
+    def in_subshell(self, args: dict[str, Any]) -> bool:
+        return (args.get("executable") or "/bin/sh") in ("/bin/sh", "sh")

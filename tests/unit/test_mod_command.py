@@ -40,6 +40,19 @@ def test_shell_runs_text_in_a_subshell_without_putting_it_in_argv() -> None:
     assert Shell().command_line(args(Shell, {"cmd": "echo", "executable": "/bin/bash"})) == "/bin/bash -c echo"
 
 
+@pytest.mark.parametrize(("cls", "raw", "inline"), [
+    (Shell, "echo hi", True),
+    (Shell, {"cmd": "echo hi", "chdir": "/srv"}, False),  # its `cd || exit` runs in the script's shell
+    (Shell, {"cmd": "echo hi", "env": {"A": "1"}}, False),
+    (Shell, {"cmd": "cat", "stdin": "data"}, False),
+    (Shell, {"cmd": "echo", "executable": "/bin/bash"}, False),
+    (Command, "exit 3", False),  # a plain command line may be a builtin that ends the shell
+])  # fmt: skip
+def test_only_a_script_that_is_one_subshell_may_run_in_a_batchs_shell(cls: type[Command], raw: Any,
+                                                                    inline: bool) -> None:
+    assert cls().plan(args(cls, raw), None, FakeContext()).inline is inline
+
+
 GUARDS = [
     ({"creates": "/a"}, "creates present", False, "skipped, since /a exists"),
     ({"creates": "/a"}, "creates absent", True, ""),
