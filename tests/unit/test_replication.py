@@ -3,6 +3,9 @@ replication config rendered for a primary and a replica, and the status command'
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +14,7 @@ from provision.apply import execute_module
 from provision.commands.replication import render_table, status_rows
 from provision.events import TaskDone
 from provision.replication import lag_verdict, parse_replica_status, server_id
-from provision.tasks.mariadb_replica import MariaDBReplica, MariaDBReplicaStatus, seed_script
+from provision.tasks.mariadb_replica import MariaDBReplica, MariaDBReplicaStatus, import_users_script, seed_script
 from provision.tasks.mariadb_replication_user import MariaDBReplicationUser
 
 from ._modrun import FakeContext
@@ -178,6 +181,29 @@ def test_the_password_reaches_only_a_builtin_and_sql_on_stdin() -> None:
     assert lines[0].startswith("(umask 077; printf '[client]")  # printf: a shell builtin, no process argv
     assert lines[1].startswith("CHANGE MASTER TO") and "MASTER_PASSWORD='" + PASSWORD + "'" in lines[1]
     assert "<<'PV_SQL'" in script and "--password" not in script and " -p" not in script
+
+
+def test_a_failed_import_of_the_accounts_does_not_quote_their_password_hashes(tmp_path: Path) -> None:
+    """mariadb's error text may quote a statement of users.sql, hash and all: only its code is shown."""
+    digest = "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "mariadb").write_text(
+        "#!/bin/sh\ncat >/dev/null\necho \"ERROR 1064 (42000) at line 2: You have an error in your SQL syntax; "
+        f"check the manual near 'IDENTIFIED BY PASSWORD '{digest}'' at line 1\" >&2\nexit 1\n")
+    (shim / "mariadb").chmod(0o755)
+    (tmp_path / "users.sql").write_text(f"CREATE USER IF NOT EXISTS 'u'@'%' IDENTIFIED BY PASSWORD '{digest}';\n")
+    script = "set -e\n_pv_dir=" + str(tmp_path) + "\n" + seed_script_part()
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False,
+                          env={**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"})
+    assert done.returncode == 7 and "ERROR 1064 (42000) at line 2" in done.stderr
+    assert digest not in done.stderr + done.stdout and digest[1:] not in done.stderr
+
+
+def seed_script_part() -> str:
+    script = seed_script(MariaDBReplica.coerce({"primary_host": "10.0.0.4", "user": "r", "password": PASSWORD}))
+    assert import_users_script() in script
+    return import_users_script()
 
 
 def test_probe_reads_only() -> None:
