@@ -4,10 +4,12 @@
 one ``CommandResult`` (and host-side duration) per part that ran. The engine side, which decides
 what may travel together, is ``provision.batching``.
 
-Each part runs in its own subshell, so its ``exit``, ``cd`` or ``set -e`` cannot reach the next.
+Each part runs in its own subshell, so its ``exit``, ``cd`` or ``set -e`` cannot reach the next;
+only scripts built not to need one run in the batch's shell (file writes, ``Plan.inline``).
 Before a part runs, the host reads the part's probe (if it has one) again and compares it with
-the answer the part was planned from; when it differs (an earlier part changed what this one decides from) the
-batch stops there and says so, with the fresh answer, and the engine plans that task again. A
+the answer the part was planned from; when it differs (an earlier part changed what this one
+decides from) the batch stops there and says so, with the fresh answer, and the engine plans that
+task again. A
 part that exits non-zero stops the batch too: nothing after a failure runs, as without batching.
 A part's stdin (file contents, secrets) follows the script on the channel's stdin, and the part
 reads exactly its own bytes (``head -c``); what it leaves unread is drained, so it can never reach

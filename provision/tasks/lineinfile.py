@@ -277,10 +277,11 @@ class LineInFile(Module):
             state = "\t".join(("file", mode or current.mode or "644", owner or current.owner or login,
                                group or current.group or login, str(len(new_bytes)), "-", "-"))
             predicts = FileText(path).answer(state, edit.text)
-        # Certain when no owner or group is guessed: each is set here, or root keeps the old file's
-        # (chown --reference). The mode is always set: given, the old file's, or 644.
-        kept = current.type == "file" and (ctx.become_user or login) == "root"
-        exactly = predicts is not None and bool(owner or kept) and bool(group or kept)
+        # Certain when no owner or group is guessed: both are set here, or neither is and root keeps
+        # the old file's (chown --reference; a new file's are the writer's, a guess). The mode is
+        # always set: given, the old file's, or 644.
+        kept = not (owner or group) and current.type == "file" and (ctx.become_user or login) == "root"
+        exactly = predicts is not None and (bool(owner and group) or kept)
         stdin = write_input(new_bytes)
         return Plan(msg, script=script, stdin=stdin, data=data, diff=diff, check_msg=f"would have: {msg}",
                     reads_stdin_first=reads_exactly_first(script, len(stdin)),

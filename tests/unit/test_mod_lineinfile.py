@@ -218,3 +218,24 @@ def test_failed_write_reports_stderr() -> None:
     result, _ = run(raw, probe_of("a\n"), results=[CommandResult(3, "", stderr)])
     assert result.status == "failed"
     assert "exit 3" in result.msg and "syntax error" in result.msg
+
+
+@pytest.mark.parametrize(("raw", "content", "user", "become", "exact"), [
+    ({}, "a\n", "root", None, True),  # root keeps the old file's owner and group
+    ({}, None, "root", None, False),  # a new file's owner and group are the writer's: a guess
+    ({}, "a\n", "deploy", None, False),  # chown --reference may fail for another user
+    ({}, "a\n", "deploy", "root", True),
+    ({"owner": "www"}, "a\n", "root", None, False),  # the group is then the writer's
+    ({"owner": "www", "group": "www"}, None, "deploy", None, True),
+])  # fmt: skip
+def test_the_prediction_is_exact_only_when_no_owner_or_group_is_guessed(
+        raw: dict[str, Any], content: str | None, user: str, become: str | None, exact: bool) -> None:
+    from provision.apply import PlanReader
+
+    ctx = FakeContext()
+    ctx.variables = {"facts": {"user": user}}
+    ctx.become_user = become  # type: ignore[attr-defined]
+    args = args_of(LineInFile, {"path": "/etc/f", "line": "b", "create": True, **raw})
+    module = LineInFile()
+    plan = module.plan(args, module.facts(args).parse(probe_of(content)), PlanReader(ctx))  # type: ignore[arg-type]
+    assert plan.predicts is not None and plan.predicts_exactly is exact
