@@ -105,6 +105,11 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     (keys / TEST_USER).write_text(pubkey)
     for key in keys.iterdir():
         key.chmod(0o644)
+    # The sessions' HOME: an empty folder, so a bash the tests start (executable: /bin/bash, run by
+    # sshd) reads no rc file of this machine's users. Root's here runs `pyenv rehash`, which waits
+    # 60 s on a lock left by a shell killed during it.
+    home = Path(tempfile.mkdtemp(prefix="provision-sshd-home-"))
+    home.chmod(0o1777)
     created_user = _ensure_test_user()
     port = free_port()
     log = work / "sshd.log"
@@ -114,6 +119,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         f"AuthorizedKeysFile {keys}/%u\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel VERBOSE\nUseDNS no\n"
         "MaxSessions 100\nMaxStartups 100:30:200\nSubsystem sftp internal-sftp\n"
+        f"SetEnv HOME={home}\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log.open("wb"))
@@ -131,6 +137,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
             proc.kill()
             proc.wait()
         shutil.rmtree(keys, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
         Path(f"/etc/sudoers.d/{TEST_USER}").unlink(missing_ok=True)
         if created_user:
             subprocess.run(["userdel", "--remove", TEST_USER], capture_output=True)
