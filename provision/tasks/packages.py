@@ -21,6 +21,9 @@ from .shell import quote
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.:_-]*$")
 # apt-get update sometimes fails on a flaky mirror: try it this many times in all.
 UPDATE_TRIES = 3
+# ... and sometimes hangs on a proxy that never answers (apt's own timeouts do not end that):
+# each try is cut after this many seconds.
+UPDATE_SECONDS = 300
 STAMP = "/var/lib/apt/periodic/update-success-stamp"
 
 
@@ -121,8 +124,9 @@ class Apt(PackageManager):
         if update:
             lines += [
                 "_pv_try=1",
-                f"until {apt} update >&2; do",
-                f'  if [ "$_pv_try" -ge {UPDATE_TRIES} ]; then exit 11; fi',
+                f"until timeout -k 10 {UPDATE_SECONDS} apt-get -y -o DPkg::Lock::Timeout=120 update >&2; do",
+                f'  if [ "$_pv_try" -ge {UPDATE_TRIES} ]; then echo "apt-get update failed {UPDATE_TRIES} times '
+                f'(each try is cut after {UPDATE_SECONDS} s)" >&2; exit 11; fi',
                 "  _pv_try=$((_pv_try + 1)); sleep 3",
                 "done",
                 f"mkdir -p {STAMP.rsplit('/', 1)[0]} && touch {STAMP}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,7 +75,7 @@ def test_install_in_one_call_with_versions_in_data() -> None:
     assert result.status == "changed"
     assert result.data["installed"] == [{"name": "curl", "version": "7.88.1"}]
     [(script, _stdin, _ro)] = ctx.calls
-    assert "apt-get -y -o DPkg::Lock::Timeout=300 update" in script
+    assert "apt-get -y -o DPkg::Lock::Timeout=120 update" in script
     assert "DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=300 --no-install-recommends install curl" \
         in script
     assert script.index(" update") < script.index(" install ")
@@ -113,6 +114,30 @@ def test_update_retried_then_fails() -> None:
     ctx = FakeContext(results=[CommandResult(11, "", "E: Failed to fetch")])
     result = execute_module(Packages(), args(name="curl", update_cache=True), ctx, PROBE)
     assert result.status == "failed" and "3 times" in result.msg
+
+
+def test_an_update_that_hangs_is_cut_and_tried_again(tmp_path: Path) -> None:
+    """A proxy that never answers held apt-get update until the task's 30 min bound; now one try is cut."""
+    from provision.tasks.packages import UPDATE_SECONDS
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    calls = tmp_path / "calls"
+    # The first update hangs, the second succeeds; install and dpkg-query answer as apt would.
+    (shim / "apt-get").write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\ncase "$*" in *update*) [ -e {tmp_path}/hung ] && exit 0; '
+        f': > {tmp_path}/hung; exec sleep 60;; esac\nexit 0\n')
+    (shim / "dpkg-query").write_text("#!/bin/sh\nexit 0\n")
+    for tool in shim.iterdir():
+        tool.chmod(0o755)
+    script = Apt().change_script(update=True, install=["curl"], remove=[], args=args(name="curl"))
+    assert f"timeout -k 10 {UPDATE_SECONDS} apt-get" in script
+    quick = script.replace(f"timeout -k 10 {UPDATE_SECONDS} ", "timeout -k 1 1 ").replace("sleep 3", "sleep 0")
+    quick = quick.replace("/var/lib/apt/periodic", str(tmp_path / "periodic"))
+    done = subprocess.run(["sh", "-c", quick], capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": f"{shim}:/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[-1] for line in calls.read_text().splitlines()] == ["update", "update", "curl"]
 
 
 def test_no_manager() -> None:
